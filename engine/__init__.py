@@ -1,0 +1,1 @@
+"""The fingerprint engine: supervisor, bounded queue, forked workers, shared memory, LMDB store."""

@@ -1,0 +1,183 @@
+"""Frame kernels: framing + window, power spectrum and the per-frame spectral features.
+
+``@njit(cache=True)`` over caller-allocated arrays; no validation, no I/O. Frames are rows
+(``frames x bins``), the layout FFTW writes; per-frame reductions over bins are allowed to
+reassociate (``fastmath`` without the NaN/inf assumptions), which lets them vectorise. The
+result still depends only on the data, never on the caller's block sizes: the analyzer always
+runs these on the same fixed batch shapes.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit
+
+# fastmath flags that allow vectorised reductions but keep NaN/inf semantics
+REASSOC = {"reassoc", "contract", "nsz", "arcp"}
+
+# feature accumulator slots (float64)
+A_CENTROID = 0
+A_ROLLOFF = 1
+A_FLATNESS = 2
+A_CHROMA = 3
+A_ACTIVE = 4  # active frames
+A_FRAMES = 5  # all frames
+N_A = 6
+
+FLAT_GROUP = 16  # bins multiplied together before one log (products stay in float64 range)
+
+
+@njit(cache=True, fastmath=REASSOC)
+def frame_batch(mono, first_offset, hop, n_frames, window, out, rms):
+    """Copy ``n_frames`` windowed frames out of the mono buffer; rows past them are zeroed.
+
+    Parameters
+    ----------
+    mono : float32[m]
+        Mono samples; frame ``j`` starts at ``first_offset + j * hop``.
+    first_offset, hop, n_frames : int
+    window : float32[n_fft]
+    out : float32[batch, n_fft]
+        FFT input rows.
+    rms : float64[batch]
+        Receives each frame's RMS (unwindowed, over all ``n_fft`` samples).
+    """
+    n_fft = window.shape[0]
+    for j in range(out.shape[0]):
+        if j < n_frames:
+            off = first_offset + j * hop
+            acc = 0.0
+            for i in range(n_fft):
+                v = mono[off + i]
+                acc += np.float64(v) * v
+                out[j, i] = v * window[i]
+            rms[j] = math.sqrt(acc / n_fft)
+        else:
+            for i in range(n_fft):
+                out[j, i] = 0.0
+            rms[j] = 0.0
+
+
+@njit(cache=True, fastmath=REASSOC, error_model="numpy")
+def power_features(spec, n_frames, rms, active_rms, freqs, power, mean_spec, acc, active):
+    """Power spectra, the mean power spectrum and centroid / rolloff / flatness sums.
+
+    Parameters
+    ----------
+    spec : complex64[batch, n_bins]
+        rFFT of the windowed frames.
+    n_frames : int
+        Valid rows of ``spec``.
+    rms : float64[batch]
+        Frame RMS (from :func:`frame_batch`).
+    active_rms : float
+        Threshold for an active frame (1e-3).
+    freqs : float64[n_bins], Hz
+    power : float32[batch, n_bins]
+        Receives ``|X|^2``; rows past ``n_frames`` are zeroed.
+    mean_spec : float64[n_bins]
+        ``+=`` each frame's power (the sum over all frames; divided by nothing, only shares of
+        it are used).
+    acc : float64[N_A]
+        ``+=`` per-frame centroid (Hz), rolloff (Hz) and flatness of active frames, and the
+        counts of active and all frames.
+    active : bool[batch]
+        Receives whether each frame is active.
+
+    Notes
+    -----
+    Centroid ``sum f M / sum M`` and rolloff (lowest bin with ``cumsum M >= 0.85 sum M``) use
+    the magnitude ``M = |X|``; flatness is ``exp(mean log P') / mean P'`` with
+    ``P' = max(P, 1e-10)`` (librosa's ``spectral_flatness``, power 2), its log-sum taken over
+    products of 16 bins so that one log serves 16 values.
+    """
+    n_bins = spec.shape[1]
+    amin = 1e-10
+    for j in range(power.shape[0]):
+        if j >= n_frames:
+            for k in range(n_bins):
+                power[j, k] = 0.0
+            active[j] = False
+            continue
+        row = power[j]
+        for k in range(n_bins):
+            z = spec[j, k]
+            p = z.real * z.real + z.imag * z.imag
+            row[k] = p
+            mean_spec[k] += p
+        acc[A_FRAMES] += 1.0
+        is_active = rms[j] >= active_rms
+        active[j] = is_active
+        if not is_active:
+            continue
+        acc[A_ACTIVE] += 1.0
+        tot = 0.0
+        num = 0.0
+        for k in range(n_bins):
+            m = math.sqrt(np.float64(row[k]))
+            tot += m
+            num += freqs[k] * m
+        if tot > 0.0:
+            acc[A_CENTROID] += num / tot
+            thr = 0.85 * tot
+            cum = 0.0
+            kk = n_bins - 1
+            for k in range(n_bins):
+                cum += math.sqrt(np.float64(row[k]))
+                if cum >= thr:
+                    kk = k
+                    break
+            acc[A_ROLLOFF] += freqs[kk]
+        # flatness on max(P, amin)
+        logsum = 0.0
+        asum = 0.0
+        k = 0
+        while k < n_bins:
+            stop = min(k + FLAT_GROUP, n_bins)
+            prod = 1.0
+            for q in range(k, stop):
+                v = max(np.float64(row[q]), amin)
+                prod *= v
+                asum += v
+            if 1e-300 < prod < 1e300:
+                logsum += math.log(prod)
+            else:  # extreme levels: one log per bin
+                for q in range(k, stop):
+                    logsum += math.log(max(np.float64(row[q]), amin))
+            k = stop
+        amean = asum / n_bins
+        acc[A_FLATNESS] += math.exp(logsum / n_bins) / amean
+
+
+@njit(cache=True, error_model="numpy")
+def chroma_energy(chroma, n_frames, active, acc):
+    """Add ``sum(c^2)`` of the sum-normalised chroma of each active frame to ``acc[A_CHROMA]``.
+
+    Parameters
+    ----------
+    chroma : float32[batch, 12]
+        Filter-bank output ``power @ F.T``.
+    n_frames : int
+    active : bool[batch]
+    acc : float64[N_A]
+
+    Notes
+    -----
+    A frame whose chroma sums to 0 contributes 1/12 (a flat distribution).
+    """
+    for j in range(n_frames):
+        if not active[j]:
+            continue
+        s = 0.0
+        for c in range(12):
+            s += chroma[j, c]
+        if s > 0.0:
+            e = 0.0
+            for c in range(12):
+                v = chroma[j, c] / s
+                e += v * v
+            acc[A_CHROMA] += e
+        else:
+            acc[A_CHROMA] += 1.0 / 12.0
