@@ -9,6 +9,7 @@ D. FitzGerald, "Harmonic/percussive separation using median filtering", DAFx 201
 
 from __future__ import annotations
 
+import numpy as np
 from numba import njit
 
 # int64 state slots
@@ -55,6 +56,37 @@ def median9(p0, p1, p2, p3, p4, p5, p6, p7, p8):
     p6, p4 = _sort2(p6, p4)
     p4, p2 = _sort2(p4, p2)
     return p4
+
+
+@njit(cache=True)
+def _median9_rows(a0, a1, a2, a3, a4, a5, a6, a7, a8, out):
+    """Element-wise median of nine rows (one row per argument keeps the loads contiguous, so
+    the loop vectorises)."""
+    for k in range(out.shape[0]):
+        out[k] = median9(a0[k], a1[k], a2[k], a3[k], a4[k], a5[k], a6[k], a7[k], a8[k])
+
+
+@njit(cache=True, fastmath={"reassoc", "contract", "nsz", "arcp"}, error_model="numpy")
+def _masked_energies(s, harm, perc):
+    """Sums of ``(s mH)^2`` and ``(s mP)^2`` with soft masks of power 2,
+    ``mH = Hm^2 / (Hm^2 + Pm^2)``; both masks are 0 where both medians are below the float32
+    ``tiny`` (as librosa's ``softmask``)."""
+    tiny = 1.1754943508222875e-38
+    h2s = 0.0
+    p2s = 0.0
+    for k in range(s.shape[0]):
+        h = np.float64(harm[k])
+        p = np.float64(perc[k])
+        hh = h * h
+        pp = p * p
+        den = hh + pp
+        if max(h, p) >= tiny and den > 0.0:
+            q = np.float64(s[k]) / den
+            a = q * hh
+            b = q * pp
+            h2s += a * a
+            p2s += b * b
+    return h2s, p2s
 
 
 @njit(cache=True)
@@ -118,42 +150,25 @@ def _emit(t, total, ring, ext, win, harm, perc, sums):
     -1 while the track is still streaming (only the start then needs mirroring)."""
     depth = ring.shape[0]
     n_bins = ring.shape[1]
-    rows = [0] * 9
+    r = np.empty(9, dtype=np.int64)
     for j in range(9):
         i = t - TIME_HALF + j
         if total > 0:
             i = mirror(i, total)
         elif i < 0:
             i = -i - 1
-        rows[j] = i % depth
-    r0, r1, r2, r3, r4, r5, r6, r7, r8 = (rows[0], rows[1], rows[2], rows[3], rows[4], rows[5],
-                                          rows[6], rows[7], rows[8])
-    for k in range(n_bins):
-        harm[k] = median9(ring[r0, k], ring[r1, k], ring[r2, k], ring[r3, k], ring[r4, k],
-                          ring[r5, k], ring[r6, k], ring[r7, k], ring[r8, k])
+        r[j] = i % depth
+    _median9_rows(ring[r[0]], ring[r[1]], ring[r[2]], ring[r[3]], ring[r[4]], ring[r[5]],
+                  ring[r[6]], ring[r[7]], ring[r[8]], harm)
     cur = ring[t % depth]
     width = 2 * FREQ_HALF + 1
-    for i in range(n_bins + 2 * FREQ_HALF):
+    for i in range(n_bins):
+        ext[FREQ_HALF + i] = cur[i]
+    for i in range(FREQ_HALF):
         ext[i] = cur[mirror(i - FREQ_HALF, n_bins)]
+        ext[FREQ_HALF + n_bins + i] = cur[mirror(n_bins + i, n_bins)]
     _sliding_median(ext, n_bins, width, win, perc)
-    tiny = 1.1754943508222875e-38
-    h2s = 0.0
-    p2s = 0.0
-    for k in range(n_bins):
-        h = harm[k]
-        p = perc[k]
-        z = max(h, p)
-        if z < tiny:
-            continue
-        hh = (h / z) * (h / z)
-        pp = (p / z) * (p / z)
-        s = cur[k]
-        mh = hh / (hh + pp)
-        mp = pp / (hh + pp)
-        a = s * mh
-        b = s * mp
-        h2s += a * a
-        p2s += b * b
+    h2s, p2s = _masked_energies(cur, harm, perc)
     sums[S_H2] += h2s
     sums[S_P2] += p2s
 
@@ -164,21 +179,21 @@ def hpss_push(power, n_frames, avg, group, ring, state, ext, win, harm, perc, su
 
     Parameters
     ----------
-    power : float32[batch, n_bins]
-        Power spectra; rows ``[0, n_frames)`` are valid.
+    power : float32[batch, >= n_bins]
+        Power spectra; rows ``[0, n_frames)`` are valid; bins from ``n_bins`` up are ignored.
     n_frames : int
     avg : int
         Power frames per coarse frame.
     group : float64[n_bins]
         Running sum of the current coarse frame.
     ring : float32[9, n_bins]
-        The last coarse frames, frame ``i`` in row ``i % 9``.
+        The last coarse frames, frame ``i`` in row ``i % 9``; ``n_bins`` = bins below 8 kHz.
     state : int64[N_H]
     ext, win, harm, perc : float32 scratch, ``n_bins + 30``, ``31``, ``n_bins``, ``n_bins``
     sums : float64[N_S]
         Sums of squared harmonic and percussive (masked) power.
     """
-    n_bins = power.shape[1]
+    n_bins = ring.shape[1]  # the separation runs on the lowest ``n_bins`` bins only
     depth = ring.shape[0]
     for j in range(n_frames):
         for k in range(n_bins):

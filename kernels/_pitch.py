@@ -35,19 +35,17 @@ def decimate(mono, first, count, step, fir, out):
         ``len(fir) - 1`` samples before it are its history.
     first, count, step : int
     fir : float32[taps]
+        Symmetric (linear phase), so it is applied without reversal.
     out : float64[>= count]
-        ``out[i] = sum_k fir[k] * mono[first + i * step - k]``.
+        ``out[i] = sum_k fir[k] * mono[first + i * step - k]`` (accumulated in float32: the
+        result feeds a pitch tracker, not a level measurement).
     """
     taps = fir.shape[0]
-    if step == 1 and taps == 1:
-        for i in range(count):
-            out[i] = mono[first + i]
-        return
     for i in range(count):
         base = first + i * step - (taps - 1)
-        acc = 0.0
+        acc = np.float32(0.0)
         for k in range(taps):
-            acc += np.float64(fir[taps - 1 - k]) * mono[base + k]
+            acc += fir[k] * mono[base + k]
         out[i] = acc
 
 

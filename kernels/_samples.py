@@ -63,10 +63,188 @@ def _hist_add(counts, energies, value_lufs, energy, lo, step):
     energies[b] += energy
 
 
+REASSOC = {"reassoc", "contract", "nsz", "arcp"}
+
+
+@njit(cache=True, fastmath=REASSOC, error_model="numpy")
+def _segment_stats(x, a, b, mono_out, fs, is_, inv_ch):
+    """Statistics of samples ``a .. b-1`` of the chunk (no boundary inside): mono, sums of
+    squares, peaks, the shifted stereo sums and the L != R / non-finite counts."""
+    ch = x.shape[1]
+    r_idx = 1 if ch > 1 else 0
+    l0 = fs[F_L0]
+    r0 = fs[F_R0]
+    sumsq = 0.0
+    peak = 0.0
+    sec_mono = 0.0
+    sll = 0.0
+    srr = 0.0
+    slr = 0.0
+    sl = 0.0
+    sr_ = 0.0
+    sss = 0.0
+    smm = 0.0
+    differ = 0
+    nonfinite = 0
+    for i in range(a, b):
+        acc = 0.0
+        for c in range(ch):
+            v = np.float64(x[i, c])
+            nonfinite += v - v != 0.0
+            acc += v
+            sumsq += v * v
+            peak = max(peak, abs(v))
+        m = acc * inv_ch
+        mono_out[i] = m
+        sec_mono += m * m
+        lv = np.float64(x[i, 0])
+        rv = np.float64(x[i, r_idx])
+        differ += lv != rv
+        dl = lv - l0
+        dr = rv - r0
+        sll += dl * dl
+        srr += dr * dr
+        slr += dl * dr
+        sl += dl
+        sr_ += dr
+        d = lv - rv
+        e = lv + rv
+        sss += 0.25 * d * d
+        smm += 0.25 * e * e
+    fs[F_SUMSQ] += sumsq
+    fs[F_SEC_ALL] += sumsq
+    fs[F_PEAK] = max(fs[F_PEAK], peak)
+    fs[F_SEC_PEAK] = max(fs[F_SEC_PEAK], peak)
+    fs[F_SEC_MONO] += sec_mono
+    fs[F_LL] += sll
+    fs[F_RR] += srr
+    fs[F_LR] += slr
+    fs[F_L] += sl
+    fs[F_R] += sr_
+    fs[F_SS] += sss
+    fs[F_MM] += smm
+    if differ:
+        is_[I_DIFFER] = 1
+    is_[I_NONFINITE] += nonfinite
+
+
+@njit(cache=True, error_model="numpy")
+def _k_energy(x, a, b, kw, gains, kstate):
+    """Weighted energy of the K-weighted samples ``a .. b-1``, all channels; filter states carry
+    over. Channels run two at a time so that the two recursions overlap in the CPU."""
+    ch = x.shape[1]
+    b10, b11, b12, a11, a12 = kw[0, 0], kw[0, 1], kw[0, 2], kw[0, 3], kw[0, 4]
+    b20, b21, b22, a21, a22 = kw[1, 0], kw[1, 1], kw[1, 2], kw[1, 3], kw[1, 4]
+    total = 0.0
+    c = 0
+    while c < ch:
+        if c + 1 < ch:
+            p0, p1, p2, p3 = kstate[c, 0], kstate[c, 1], kstate[c, 2], kstate[c, 3]
+            q0, q1, q2, q3 = kstate[c + 1, 0], kstate[c + 1, 1], kstate[c + 1, 2], kstate[c + 1, 3]
+            ep = 0.0
+            eq = 0.0
+            for i in range(a, b):
+                v = np.float64(x[i, c])
+                w = np.float64(x[i, c + 1])
+                y = b10 * v + p0
+                p0 = b11 * v - a11 * y + p1
+                p1 = b12 * v - a12 * y
+                z = b20 * y + p2
+                p2 = b21 * y - a21 * z + p3
+                p3 = b22 * y - a22 * z
+                ep += z * z
+                y = b10 * w + q0
+                q0 = b11 * w - a11 * y + q1
+                q1 = b12 * w - a12 * y
+                z = b20 * y + q2
+                q2 = b21 * y - a21 * z + q3
+                q3 = b22 * y - a22 * z
+                eq += z * z
+            kstate[c, 0], kstate[c, 1], kstate[c, 2], kstate[c, 3] = p0, p1, p2, p3
+            kstate[c + 1, 0], kstate[c + 1, 1] = q0, q1
+            kstate[c + 1, 2], kstate[c + 1, 3] = q2, q3
+            total += gains[c] * ep + gains[c + 1] * eq
+            c += 2
+        else:
+            p0, p1, p2, p3 = kstate[c, 0], kstate[c, 1], kstate[c, 2], kstate[c, 3]
+            ep = 0.0
+            for i in range(a, b):
+                v = np.float64(x[i, c])
+                y = b10 * v + p0
+                p0 = b11 * v - a11 * y + p1
+                p1 = b12 * v - a12 * y
+                z = b20 * y + p2
+                p2 = b21 * y - a21 * z + p3
+                p3 = b22 * y - a22 * z
+                ep += z * z
+            kstate[c, 0], kstate[c, 1], kstate[c, 2], kstate[c, 3] = p0, p1, p2, p3
+            total += gains[c] * ep
+            c += 1
+    return total
+
+
+@njit(cache=True, error_model="numpy")
+def _close_sub_block(sub_sums, sub_lens, fs, is_, sample_rate, loud_counts, loud_energy,
+                     st_counts, st_energy, hist_lo, hist_step):
+    """A 100 ms sub-block is complete: emit the 400 ms block and the 3 s window ending here."""
+    ring = sub_sums.shape[0]
+    done = is_[I_SUBS_DONE] + 1
+    is_[I_SUBS_DONE] = done
+    for width, counts, energies, n_slot, sum_slot in ((4, loud_counts, loud_energy, I_LOUD_N,
+                                                       F_LOUD_SUM),
+                                                      (30, st_counts, st_energy, I_ST_N,
+                                                       F_ST_SUM)):
+        if done >= width:
+            tot = 0.0
+            ln = 0
+            for j in range(width):
+                k = (done - 1 - j) % ring
+                tot += sub_sums[k]
+                ln += sub_lens[k]
+            z = tot / ln
+            if z > 0.0:
+                lufs = -0.691 + 10.0 * math.log10(z)
+                if lufs >= hist_lo:
+                    _hist_add(counts, energies, lufs, z, hist_lo, hist_step)
+                    is_[n_slot] += 1
+                    fs[sum_slot] += z
+    cur = done % ring
+    sub_sums[cur] = 0.0
+    sub_lens[cur] = 0
+    is_[I_SUB_INDEX] += 1
+    is_[I_SUB_END] = ((is_[I_SUB_INDEX] + 1) * sample_rate) // 10
+
+
+@njit(cache=True, error_model="numpy")
+def _close_second(fs, is_, sample_rate, channels):
+    """A whole second is complete: if active, its crest factor and peak enter the statistics."""
+    rms_mono = math.sqrt(fs[F_SEC_MONO] / sample_rate)
+    if rms_mono >= 1e-3:
+        is_[I_ACTIVE_SECONDS] += 1
+        k = is_[I_ACTIVE_SECONDS]
+        peak = fs[F_SEC_PEAK]
+        rms_all = math.sqrt(fs[F_SEC_ALL] / (sample_rate * channels))
+        crest = 20.0 * math.log10(peak / rms_all)
+        d = crest - fs[F_CREST_MEAN]
+        fs[F_CREST_MEAN] += d / k
+        fs[F_CREST_M2] += d * (crest - fs[F_CREST_MEAN])
+        d = peak - fs[F_PEAK_MEAN]
+        fs[F_PEAK_MEAN] += d / k
+        fs[F_PEAK_M2] += d * (peak - fs[F_PEAK_MEAN])
+    is_[I_SEC_INDEX] += 1
+    is_[I_SEC_FILL] = 0
+    fs[F_SEC_MONO] = 0.0
+    fs[F_SEC_ALL] = 0.0
+    fs[F_SEC_PEAK] = 0.0
+
+
 @njit(cache=True, error_model="numpy")
 def sample_pass(x, mono_out, kw, gains, kstate, sub_sums, sub_lens, fs, is_, sample_rate,
                 loud_counts, loud_energy, st_counts, st_energy, hist_lo, hist_step):
     """Consume one chunk of PCM: statistics, mono mix-down, K-weighted loudness blocks.
+
+    The chunk is cut at every 100 ms sub-block and whole-second boundary; between two cuts the
+    statistics are plain (vectorised) sums and the K-weighting a tight recursion.
 
     Parameters
     ----------
@@ -81,176 +259,41 @@ def sample_pass(x, mono_out, kw, gains, kstate, sub_sums, sub_lens, fs, is_, sam
     kstate : float64[channels, 4]
         Transposed direct-form II states of the two biquads, per channel.
     sub_sums, sub_lens : float64[SUB_RING], int64[SUB_RING]
-        Ring of weighted K-filtered energies and lengths of completed 100 ms sub-blocks; slot
-        ``SUB_RING`` (index = count % SUB_RING) holds the one being filled.
+        Ring of weighted K-filtered energies and lengths of 100 ms sub-blocks; slot
+        ``completed % SUB_RING`` is the one being filled.
     fs, is_ : float64[N_F], int64[N_I]
         Running state, slots named ``F_*`` and ``I_*``.
     sample_rate : int
     loud_counts, loud_energy, st_counts, st_energy : int64[nh], float64[nh]
-        Histograms of 400 ms block and 3 s short-term loudness (``hist_lo`` + i * ``hist_step``
-        LUFS), count and summed energy per bin.
+        Histograms of 400 ms block and 3 s short-term loudness (``hist_lo + i * hist_step``
+        LUFS): count and summed energy per bin.
     """
     n = x.shape[0]
     ch = x.shape[1]
     inv_ch = 1.0 / ch
-    b10, b11, b12, a11, a12 = kw[0, 0], kw[0, 1], kw[0, 2], kw[0, 3], kw[0, 4]
-    b20, b21, b22, a21, a22 = kw[1, 0], kw[1, 1], kw[1, 2], kw[1, 3], kw[1, 4]
-    r_idx = 1 if ch > 1 else 0
-    g_n = is_[I_N]
-    if g_n == 0 and n > 0:
+    if is_[I_N] == 0 and n > 0:
         fs[F_L0] = x[0, 0]
-        fs[F_R0] = x[0, r_idx]
-    l0 = fs[F_L0]
-    r0 = fs[F_R0]
-    sumsq = fs[F_SUMSQ]
-    peak = fs[F_PEAK]
-    sll = fs[F_LL]
-    srr = fs[F_RR]
-    slr = fs[F_LR]
-    sl = fs[F_L]
-    sr_ = fs[F_R]
-    sss = fs[F_SS]
-    smm = fs[F_MM]
-    sec_mono = fs[F_SEC_MONO]
-    sec_all = fs[F_SEC_ALL]
-    sec_peak = fs[F_SEC_PEAK]
-    nonfinite = is_[I_NONFINITE]
-    differ = is_[I_DIFFER]
-    sec_fill = is_[I_SEC_FILL]
-    sub_end = is_[I_SUB_END]
+        fs[F_R0] = x[0, 1 if ch > 1 else 0]
     ring = sub_sums.shape[0]
-    cur = is_[I_SUBS_DONE] % ring
-    sub_acc = sub_sums[cur]
-    sub_len = sub_lens[cur]
-    for i in range(n):
-        acc = 0.0
-        e = 0.0
-        for c in range(ch):
-            v = np.float64(x[i, c])
-            if v - v != 0.0:  # NaN or inf
-                nonfinite += 1
-                v = 0.0
-            acc += v
-            a = abs(v)
-            sq = v * v
-            sumsq += sq
-            sec_all += sq
-            if a > peak:
-                peak = a
-            if a > sec_peak:
-                sec_peak = a
-            # K-weighting: two biquads, transposed direct form II
-            s = kstate[c]
-            y1 = b10 * v + s[0]
-            s[0] = b11 * v - a11 * y1 + s[1]
-            s[1] = b12 * v - a12 * y1
-            y2 = b20 * y1 + s[2]
-            s[2] = b21 * y1 - a21 * y2 + s[3]
-            s[3] = b22 * y1 - a22 * y2
-            e += gains[c] * y2 * y2
-        m = acc * inv_ch
-        mono_out[i] = m
-        sec_mono += m * m
-        lv = np.float64(x[i, 0])
-        rv = np.float64(x[i, r_idx])
-        if lv - lv != 0.0:
-            lv = 0.0
-        if rv - rv != 0.0:
-            rv = 0.0
-        if lv != rv:
-            differ = 1
-        dl = lv - l0
-        dr = rv - r0
-        sll += dl * dl
-        srr += dr * dr
-        slr += dl * dr
-        sl += dl
-        sr_ += dr
-        d = lv - rv
-        s_ = lv + rv
-        sss += 0.25 * d * d
-        smm += 0.25 * s_ * s_
-        # 100 ms sub-blocks -> 400 ms blocks and 3 s short-term windows
-        sub_acc += e
-        sub_len += 1
-        g_n += 1
-        if g_n == sub_end:
-            sub_sums[cur] = sub_acc
-            sub_lens[cur] = sub_len
-            done = is_[I_SUBS_DONE] + 1
-            is_[I_SUBS_DONE] = done
-            if done >= 4:
-                tot = 0.0
-                ln = 0
-                for j in range(4):
-                    k = (done - 1 - j) % ring
-                    tot += sub_sums[k]
-                    ln += sub_lens[k]
-                z = tot / ln
-                if z > 0.0:
-                    lufs = -0.691 + 10.0 * math.log10(z)
-                    if lufs >= hist_lo:
-                        _hist_add(loud_counts, loud_energy, lufs, z, hist_lo, hist_step)
-                        is_[I_LOUD_N] += 1
-                        fs[F_LOUD_SUM] += z
-            if done >= 30:
-                tot = 0.0
-                ln = 0
-                for j in range(30):
-                    k = (done - 1 - j) % ring
-                    tot += sub_sums[k]
-                    ln += sub_lens[k]
-                z = tot / ln
-                if z > 0.0:
-                    lufs = -0.691 + 10.0 * math.log10(z)
-                    if lufs >= hist_lo:
-                        _hist_add(st_counts, st_energy, lufs, z, hist_lo, hist_step)
-                        is_[I_ST_N] += 1
-                        fs[F_ST_SUM] += z
-            is_[I_SUB_INDEX] += 1
-            sub_end = ((is_[I_SUB_INDEX] + 1) * sample_rate) // 10
-            cur = done % ring
-            sub_acc = 0.0
-            sub_len = 0
-        # whole seconds
-        sec_fill += 1
-        if sec_fill == sample_rate:
-            rms_mono = math.sqrt(sec_mono / sample_rate)
-            if rms_mono >= 1e-3:
-                is_[I_ACTIVE_SECONDS] += 1
-                k = is_[I_ACTIVE_SECONDS]
-                rms_all = math.sqrt(sec_all / (sample_rate * ch))
-                crest = 20.0 * math.log10(sec_peak / rms_all)
-                dlt = crest - fs[F_CREST_MEAN]
-                fs[F_CREST_MEAN] += dlt / k
-                fs[F_CREST_M2] += dlt * (crest - fs[F_CREST_MEAN])
-                dlt = sec_peak - fs[F_PEAK_MEAN]
-                fs[F_PEAK_MEAN] += dlt / k
-                fs[F_PEAK_M2] += dlt * (sec_peak - fs[F_PEAK_MEAN])
-            is_[I_SEC_INDEX] += 1
-            sec_fill = 0
-            sec_mono = 0.0
-            sec_all = 0.0
-            sec_peak = 0.0
-    sub_sums[cur] = sub_acc
-    sub_lens[cur] = sub_len
-    fs[F_SUMSQ] = sumsq
-    fs[F_PEAK] = peak
-    fs[F_LL] = sll
-    fs[F_RR] = srr
-    fs[F_LR] = slr
-    fs[F_L] = sl
-    fs[F_R] = sr_
-    fs[F_SS] = sss
-    fs[F_MM] = smm
-    fs[F_SEC_MONO] = sec_mono
-    fs[F_SEC_ALL] = sec_all
-    fs[F_SEC_PEAK] = sec_peak
-    is_[I_N] = g_n
-    is_[I_NONFINITE] = nonfinite
-    is_[I_DIFFER] = differ
-    is_[I_SEC_FILL] = sec_fill
-    is_[I_SUB_END] = sub_end
+    i = 0
+    while i < n:
+        g = is_[I_N]
+        to_sub = is_[I_SUB_END] - g
+        to_sec = sample_rate - is_[I_SEC_FILL]
+        stop = min(n, i + min(to_sub, to_sec))
+        _segment_stats(x, i, stop, mono_out, fs, is_, inv_ch)
+        cur = is_[I_SUBS_DONE] % ring
+        sub_sums[cur] += _k_energy(x, i, stop, kw, gains, kstate)
+        sub_lens[cur] += stop - i
+        m = stop - i
+        is_[I_N] = g + m
+        is_[I_SEC_FILL] += m
+        if is_[I_N] == is_[I_SUB_END]:
+            _close_sub_block(sub_sums, sub_lens, fs, is_, sample_rate, loud_counts,
+                             loud_energy, st_counts, st_energy, hist_lo, hist_step)
+        if is_[I_SEC_FILL] == sample_rate:
+            _close_second(fs, is_, sample_rate, ch)
+        i = stop
 
 
 @njit(cache=True)

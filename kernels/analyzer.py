@@ -124,8 +124,7 @@ class Analyzer:
         self._chroma = np.zeros((b, 12), dtype=np.float32)
         self._band_power = np.zeros((b, self._onset_bands.shape[1]), dtype=np.float32)
         self._env = np.zeros(b, dtype=np.float64)
-        dec_cap = 2 * p.yin_w + p.chunk // p.decim + p.yin_hop + 2
-        self._dec = np.zeros(dec_cap, dtype=np.float64)
+        self._yin_frames = np.zeros((YIN_BATCH, 2 * p.yin_w), dtype=np.float64)
         self._f0 = np.zeros(YIN_BATCH, dtype=np.float64)
         self._yin_cs = np.zeros(2 * p.yin_w + 1, dtype=np.float64)
         self._yin_dp = np.zeros(p.yin_w + 2, dtype=np.float64)
@@ -142,13 +141,14 @@ class Analyzer:
         self._is = np.zeros(_samples.N_I, dtype=np.int64)
         self._mean_spec = np.zeros(p.n_bins, dtype=np.float64)
         self._acc = np.zeros(_spectral.N_A, dtype=np.float64)
-        self._hp_group = np.zeros(p.n_bins, dtype=np.float64)
-        self._hp_ring = np.zeros((D.HPSS_TIME_KERNEL, p.n_bins), dtype=np.float32)
+        hb = p.hpss_bins
+        self._hp_group = np.zeros(hb, dtype=np.float64)
+        self._hp_ring = np.zeros((D.HPSS_TIME_KERNEL, hb), dtype=np.float32)
         self._hp_state = np.zeros(_hpss.N_H, dtype=np.int64)
-        self._hp_ext = np.zeros(p.n_bins + 2 * _hpss.FREQ_HALF, dtype=np.float32)
+        self._hp_ext = np.zeros(hb + 2 * _hpss.FREQ_HALF, dtype=np.float32)
         self._hp_win = np.zeros(2 * _hpss.FREQ_HALF + 1, dtype=np.float32)
-        self._hp_harm = np.zeros(p.n_bins, dtype=np.float32)
-        self._hp_perc = np.zeros(p.n_bins, dtype=np.float32)
+        self._hp_harm = np.zeros(hb, dtype=np.float32)
+        self._hp_perc = np.zeros(hb, dtype=np.float32)
         self._hp_sums = np.zeros(_hpss.N_S, dtype=np.float64)
         ring = 1 << math.ceil(math.log2(p.max_lag + 4 * D.ONSET_MEAN_HALF + 8))
         self._prev_db = np.zeros(self._onset_bands.shape[1], dtype=np.float64)
@@ -177,7 +177,7 @@ class Analyzer:
                     self._is, self._mean_spec, self._acc, self._hp_group, self._hp_ring,
                     self._hp_state, self._hp_sums, self._e_ring, self._h_ring, self._ri,
                     self._rf, self._ac_win, self._ac_tot, self._pitch_hist, self._p_state,
-                    self._p_fstate, self._dec):
+                    self._p_fstate, self._yin_frames):
             arr.fill(0)
         self._is[_samples.I_SUB_END] = p.sample_rate // 10
         self._ri[_rhythm.R_TOTAL] = -1
@@ -185,10 +185,9 @@ class Analyzer:
         self._staged = 0
         self._pos = 0  # samples consumed by the chunk pipeline
         self._next_frame = 0
-        self._next_dec = 0  # next decimated sample index
-        self._dec_origin = 0  # decimated index held at self._dec[0]
-        self._dec_fill = 0  # decimated samples held
-        self._next_yin = 0
+        self._yin_next = 0  # global index of the YIN frame being filled
+        self._yin_fill = 0  # decimated samples of it computed so far
+        self._yin_slot = 0  # complete frames waiting in self._yin_frames
         self._finished = False
         self.stage_seconds = {}
 
@@ -329,66 +328,60 @@ class Analyzer:
             self._next_frame += count
 
     def _decimate_through(self, end: int) -> None:
-        """Decimate the mono samples up to global index ``end`` and run YIN on full frames."""
+        """Decimate what the YIN frames need of the mono samples before global index ``end``.
+
+        YIN frames (``2 yin_w`` decimated samples every ``yin_hop``) cover under half of the
+        decimated signal, so only their samples are computed, straight into the batch of
+        frames; a full batch goes through YIN at once.
+        """
         p = self.params
         d = p.decim
-        last = (end - 1) // d  # last decimated index whose input sample is < end
-        count = last - self._next_dec + 1
-        if count <= 0:
-            return
+        w2 = 2 * p.yin_w
+        origin = self._pos - self._history  # global index of self._mono[0]
+        avail_last = (end - 1) // d  # last decimated index whose input sample is < end
         with self._stage("pitch"):
-            origin = self._pos - self._history
-            room = self._dec.shape[0] - self._dec_fill
-            if count > room:  # cannot happen with the sizes chosen; keep the check honest
-                raise FingerprintError(f"internal: decimation buffer too small ({count} > {room})")
-            _pitch.decimate(self._mono, self._next_dec * d - origin, count, d, self._fir,
-                            self._dec[self._dec_fill :])
-            self._dec_fill += count
-            self._next_dec += count
-            self._yin_ready()
+            while True:
+                start = self._yin_next * p.yin_hop + self._yin_fill
+                if start > avail_last:
+                    break
+                upto = min(self._yin_next * p.yin_hop + w2 - 1, avail_last)
+                count = upto - start + 1
+                row = self._yin_frames[self._yin_slot]
+                _pitch.decimate(self._mono, start * d - origin, count, d, self._fir,
+                                row[self._yin_fill :])
+                self._yin_fill += count
+                if self._yin_fill < w2:
+                    break
+                self._yin_fill = 0
+                self._yin_next += 1
+                self._yin_slot += 1
+                if self._yin_slot == YIN_BATCH:
+                    self._yin_batch()
 
-    def _yin_ready(self) -> None:
+    def _yin_batch(self) -> None:
+        """YIN on the complete frames waiting in the batch, then the pitch histogram."""
+        n = self._yin_slot
+        if n == 0:
+            return
         p = self.params
         ws = self._ws
-        w2 = 2 * p.yin_w
-        while True:
-            avail = 0
-            starts = []
-            while avail < YIN_BATCH:
-                s = (self._next_yin + avail) * p.yin_hop - self._dec_origin
-                if s + w2 > self._dec_fill:
-                    break
-                starts.append(s)
-                avail += 1
-            if avail == 0:
-                break
-            fr = ws.yin_in
-            fr[:] = 0.0
-            for j, s in enumerate(starts):
-                seg = self._dec[s : s + w2]
-                fr[YIN_BATCH + j] = seg  # b = the whole frame
-                fr[j, : p.yin_w] = seg[: p.yin_w]  # a = its first half, zero-padded
-            frames_copy = fr[YIN_BATCH : YIN_BATCH + YIN_BATCH].copy()
-            ws.yin_fwd.execute()
-            sp = ws.yin_spec
-            np.multiply(np.conj(sp[:YIN_BATCH]), sp[YIN_BATCH:], out=ws.yin_prod)
-            ws.yin_inv.execute()
-            corr = ws.yin_corr
-            corr *= 1.0 / w2
-            _pitch.yin_pick(frames_copy, corr, avail, p.yin_w, p.yin_tau_min, p.yin_tau_max,
-                            D.YIN_THRESHOLD, p.sr_dec, D.ACTIVE_RMS, self._yin_cs,
-                            self._yin_dp, self._f0)
-            _pitch.pitch_push(self._f0, avail, self._p_state, self._p_fstate, self._pitch_hist,
-                              D.PITCH_HIST_STEP)
-            self._next_yin += avail
-        # drop decimated samples no later frame needs
-        keep_from = self._next_yin * p.yin_hop - self._dec_origin
-        if keep_from > 0:
-            keep_from = min(keep_from, self._dec_fill)
-            rest = self._dec_fill - keep_from
-            self._dec[:rest] = self._dec[keep_from : self._dec_fill]
-            self._dec_fill = rest
-            self._dec_origin += keep_from
+        w = p.yin_w
+        fr = ws.yin_in
+        fr[:] = 0.0
+        fr[:n, :w] = self._yin_frames[:n, :w]  # a = first half, zero-padded
+        fr[YIN_BATCH : YIN_BATCH + n] = self._yin_frames[:n]  # b = whole frame
+        ws.yin_fwd.execute()
+        sp = ws.yin_spec
+        np.multiply(np.conj(sp[:YIN_BATCH]), sp[YIN_BATCH:], out=ws.yin_prod)
+        ws.yin_inv.execute()
+        corr = ws.yin_corr
+        corr *= 1.0 / (2 * w)
+        _pitch.yin_pick(self._yin_frames, corr, n, w, p.yin_tau_min, p.yin_tau_max,
+                        D.YIN_THRESHOLD, p.sr_dec, D.ACTIVE_RMS, self._yin_cs, self._yin_dp,
+                        self._f0)
+        _pitch.pitch_push(self._f0, n, self._p_state, self._p_fstate, self._pitch_hist,
+                          D.PITCH_HIST_STEP)
+        self._yin_slot = 0
 
     # -- output ------------------------------------------------------------------------------
 
@@ -416,6 +409,8 @@ class Analyzer:
             self._mono[self._history :] = 0.0
             self._frames_through(n_frames - 1, last_padded=total % p.hop != 0
                                  or total < p.n_fft)
+        with self._stage("pitch"):
+            self._yin_batch()  # complete YIN frames only; a partial one is dropped
         with self._stage("finish"):
             _rhythm.rhythm_finish(
                 self._e_ring, self._h_ring, self._ri, self._rf, self._ac_win, self._ac_tot,

@@ -44,6 +44,7 @@ BEAT_STRENGTH_RATIO = 0.5
 HPSS_TIME_AVG = 4  # power frames averaged into one coarse frame
 HPSS_TIME_KERNEL = 9  # coarse frames in the harmonic (time) median
 HPSS_FREQ_KERNEL = 31  # bins in the percussive (frequency) median
+HPSS_FMAX_HZ = 8000.0  # separation on bins below this (they carry nearly all of sum S^2)
 
 # Pitch (docs/FINGERPRINT.md "Pitch")
 YIN_FMIN_HZ = 65.0
@@ -256,6 +257,7 @@ class Params:
     n_fft: int
     hop: int
     n_bins: int
+    hpss_bins: int  # bins with centre frequency below HPSS_FMAX_HZ
     chunk: int  # samples per internal chunk = CHUNK_FRAMES * hop
     fps: float  # STFT frames per second
     # rhythm
@@ -294,6 +296,7 @@ def make_params(sample_rate: int, channels: int) -> Params:
         n_fft=n_fft,
         hop=hop,
         n_bins=n_fft // 2 + 1,
+        hpss_bins=min(n_fft // 2 + 1, max(2 * 15 + 2, math.ceil(HPSS_FMAX_HZ * n_fft / sr))),
         chunk=CHUNK_FRAMES * hop,
         fps=fps,
         rhythm_window=max(1, round(RHYTHM_WINDOW_S * fps)),
