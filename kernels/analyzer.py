@@ -474,7 +474,7 @@ class Analyzer:
         if n_act > 0:
             out[14] = acc[_spectral.A_CENTROID] / n_act
             out[15] = acc[_spectral.A_ROLLOFF] / n_act
-            out[16] = acc[_spectral.A_FLATNESS] / n_act
+            out[16] = min(1.0, acc[_spectral.A_FLATNESS] / n_act)  # <= 1 (AM-GM) but for rounding
             out[19] = acc[_spectral.A_CHROMA] / n_act
         # 18 harmonic ratio
         h2, p2 = self._hp_sums[_hpss.S_H2], self._hp_sums[_hpss.S_P2]

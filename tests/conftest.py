@@ -1,0 +1,9 @@
+"""Shared fixtures: a seeded random generator (every random signal in the tests comes from it)."""
+
+import numpy as np
+import pytest
+
+
+@pytest.fixture
+def rng() -> np.random.Generator:
+    return np.random.default_rng(20261128)

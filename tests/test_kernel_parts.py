@@ -1,0 +1,197 @@
+"""The building blocks of the kernels against plainly correct references.
+
+Each jitted helper (median network, mirror padding, sliding median, histogram statistics) and
+each design (STFT sizes, K-weighting, chroma filter bank, band tables) is checked on its own, so
+that a failure in the end-to-end tests points at one place.
+"""
+
+import itertools
+
+import librosa
+import numpy as np
+import pyloudnorm
+import pytest
+import scipy.ndimage
+import scipy.signal
+
+from kernels import _hpss, _pitch, _samples
+from kernels import design as D
+
+
+def test_median9_is_exact_on_every_binary_input_and_random_values(rng):
+    # 0-1 principle: a comparator network that is right on all 2^9 binary inputs is right on all
+    for bits in itertools.product((0.0, 1.0), repeat=9):
+        assert _hpss.median9(*bits) == np.median(bits)
+    for _ in range(200):
+        v = rng.standard_normal(9)
+        assert _hpss.median9(*v) == np.median(v)
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 7, 40])
+def test_mirror_matches_scipy_reflect(n):
+    x = np.arange(n, dtype=np.float64)
+    padded = np.pad(x, 3 * n + 5, mode="symmetric")  # numpy 'symmetric' == scipy 'reflect'
+    for i in range(-3 * n - 5, 4 * n + 5):
+        assert x[_hpss.mirror(i, n)] == padded[i + 3 * n + 5]
+
+
+def test_sliding_median_equals_numpy(rng):
+    width = 31
+    for n_out in (1, 5, 200):
+        ext = rng.random(n_out + width - 1).astype(np.float32)
+        ext[::7] = ext[3]  # ties
+        out = np.zeros(n_out, dtype=np.float32)
+        win = np.zeros(width, dtype=np.float32)
+        _hpss._sliding_median(ext, n_out, width, win, out)
+        want = [np.median(ext[k : k + width]) for k in range(n_out)]
+        np.testing.assert_array_equal(out, np.asarray(want, dtype=np.float32))
+
+
+def test_hpss_time_and_frequency_medians_match_scipy(rng):
+    """The streaming emit of every coarse frame equals scipy's 2-D median filters (reflect)."""
+    n_bins, total = 50, 13
+    frames = rng.random((total, n_bins)).astype(np.float32)
+    harm_ref = scipy.ndimage.median_filter(frames, size=(9, 1), mode="reflect")
+    perc_ref = scipy.ndimage.median_filter(frames, size=(1, 31), mode="reflect")
+    ring = np.zeros((9, n_bins), dtype=np.float32)
+    ext = np.zeros(n_bins + 30, dtype=np.float32)
+    win = np.zeros(31, dtype=np.float32)
+    harm = np.zeros(n_bins, dtype=np.float32)
+    perc = np.zeros(n_bins, dtype=np.float32)
+    sums = np.zeros(2)
+    for t in range(total):
+        ring[t % 9] = frames[t]
+    # the last 9 frames are in the ring: finish the last 4 with the track length known
+    for t in range(total - 4, total):
+        _hpss._emit(t, total, ring, ext, win, harm, perc, sums)
+        np.testing.assert_array_equal(harm, harm_ref[t])
+        np.testing.assert_array_equal(perc, perc_ref[t])
+
+
+def test_hpss_streaming_equals_whole_array(rng):
+    """hpss_push + hpss_finish over a stream == medians and masks computed on the whole array."""
+    n_bins, n_frames, avg = 40, 4 * 11 + 3, 4
+    power = (rng.random((n_frames, n_bins)) ** 4).astype(np.float32)
+    group = np.zeros(n_bins)
+    ring = np.zeros((9, n_bins), dtype=np.float32)
+    state = np.zeros(_hpss.N_H, dtype=np.int64)
+    scratch = (np.zeros(n_bins + 30, np.float32), np.zeros(31, np.float32),
+               np.zeros(n_bins, np.float32), np.zeros(n_bins, np.float32))
+    sums = np.zeros(2)
+    for a in range(0, n_frames, 5):  # odd batch sizes
+        chunk = power[a : a + 5]
+        _hpss.hpss_push(chunk, chunk.shape[0], avg, group, ring, state, *scratch, sums)
+    _hpss.hpss_finish(avg, group, ring, state, *scratch, sums)
+    coarse = np.stack([power[i : i + avg].astype(np.float64).mean(axis=0)
+                       for i in range(0, n_frames, avg)]).astype(np.float32)
+    hm = scipy.ndimage.median_filter(coarse, size=(9, 1), mode="reflect").astype(np.float64)
+    pm = scipy.ndimage.median_filter(coarse, size=(1, 31), mode="reflect").astype(np.float64)
+    mh = hm**2 / (hm**2 + pm**2)
+    mp = pm**2 / (hm**2 + pm**2)
+    h2 = np.sum((coarse * mh) ** 2)
+    p2 = np.sum((coarse * mp) ** 2)
+    np.testing.assert_allclose(sums, [h2, p2], rtol=1e-5)
+
+
+@pytest.mark.parametrize("q", [0.0, 10.0, 50.0, 95.0, 100.0])
+def test_hist_percentile_matches_numpy_on_binned_values(rng, q):
+    lo, step = -70.0, 0.01
+    values = rng.uniform(-40, -10, size=333)
+    bins = np.floor((values - lo) / step).astype(int)
+    counts = np.bincount(bins, minlength=10000).astype(np.int64)
+    centres = lo + (bins + 0.5) * step
+    got = _samples.hist_percentile(counts, lo, step, q)
+    assert got == pytest.approx(np.percentile(centres, q), abs=1e-9)
+
+
+def test_pitch_hist_median(rng):
+    step = 0.001
+    vals = rng.uniform(0, 3, size=101)
+    hist = np.zeros(64000, dtype=np.int64)
+    np.add.at(hist, (vals / step).astype(int), 1)
+    assert _pitch.hist_median(hist, step) == pytest.approx(np.median(vals), abs=step)
+    hist[:] = 0
+    hist[[10, 20]] = 1  # even count: mean of the two middle values
+    assert _pitch.hist_median(hist, step) == pytest.approx(0.0155)
+
+
+@pytest.mark.parametrize(
+    ("sr", "n_fft"),
+    [(8000, 512), (11025, 512), (16000, 1024), (22050, 1024), (32000, 2048), (44100, 2048),
+     (48000, 2048), (64000, 4096), (96000, 4096), (128000, 8192), (192000, 8192)],
+)
+def test_stft_size_table(sr, n_fft):
+    assert D.stft_size(sr) == (n_fft, n_fft // 4)
+
+
+def test_periodic_hann_matches_scipy():
+    np.testing.assert_allclose(D.periodic_hann(2048), scipy.signal.get_window("hann", 2048),
+                               atol=1e-7)
+
+
+@pytest.mark.parametrize("sr", [22050, 44100, 48000, 96000])
+def test_k_weighting_matches_pyloudnorm_filters(sr):
+    meter = pyloudnorm.Meter(sr)
+    ours = D.k_weighting(sr)
+    for row, name in zip(ours, ("high_shelf", "high_pass"), strict=True):
+        f = meter._filters[name]
+        np.testing.assert_allclose(row[:3], f.b, rtol=1e-12)
+        np.testing.assert_allclose(row[3:], f.a[1:], rtol=1e-12)
+
+
+def test_k_weighting_gain_at_1khz_is_bs1770_calibration():
+    # BS.1770: K-weighting is normalised so that a 997 Hz tone reads about +0.69 dB
+    sr = 48000
+    b1, a1 = np.r_[D.k_weighting(sr)[0, :3]], np.r_[1.0, D.k_weighting(sr)[0, 3:]]
+    b2, a2 = np.r_[D.k_weighting(sr)[1, :3]], np.r_[1.0, D.k_weighting(sr)[1, 3:]]
+    _, h1 = scipy.signal.freqz(b1, a1, worN=[997.0], fs=sr)
+    _, h2 = scipy.signal.freqz(b2, a2, worN=[997.0], fs=sr)
+    assert 20 * np.log10(abs(h1[0] * h2[0])) == pytest.approx(0.69, abs=0.05)
+
+
+@pytest.mark.parametrize("sr", [8000, 22050, 44100, 48000, 96000])
+def test_chroma_filterbank_matches_librosa(sr):
+    n_fft, _ = D.stft_size(sr)
+    ours = D.chroma_filterbank(sr, n_fft)
+    ref = librosa.filters.chroma(sr=sr, n_fft=n_fft, tuning=0.0)
+    np.testing.assert_allclose(ours, ref, rtol=1e-5, atol=1e-7)
+
+
+def test_band_bins_partition_by_centre_frequency():
+    sr, n_fft = 44100, 2048
+    bb = D.band_bins(sr, n_fft)
+    f = np.arange(n_fft // 2 + 1) * sr / n_fft
+    edges = [20, 60, 250, 500, 2000, 4000, 6000, 20000]
+    for (a, b), lo, hi in zip(bb, edges[:-1], edges[1:], strict=True):
+        assert np.all((f[a:b] >= lo) & (f[a:b] < hi))
+        assert a == 0 or f[a - 1] < lo
+        assert b == len(f) or f[b] >= hi
+    assert np.all(bb[1:, 0] == bb[:-1, 1])  # contiguous, no bin counted twice
+
+
+def test_band_bins_cap_at_nyquist():
+    bb = D.band_bins(8000, 512)
+    f = np.arange(257) * 8000 / 512
+    a, b = bb[6]
+    assert b == a  # air [6000, 4000): empty
+    assert np.all(f[bb[4, 0] : bb[4, 1]] < 4000.0)
+
+
+@pytest.mark.parametrize("sr", [8000, 22050, 44100, 96000, 192000])
+def test_onset_bands_are_disjoint_and_at_least_two_bins(sr):
+    n_fft, _ = D.stft_size(sr)
+    m = D.onset_bands(sr, n_fft)
+    assert np.all(m.sum(axis=1) <= 1)  # each bin in at most one band
+    widths = m.sum(axis=0)
+    assert np.all(widths >= 2)
+    f = np.arange(n_fft // 2 + 1) * sr / n_fft
+    used = f[m.sum(axis=1) > 0]
+    assert used.min() >= 40.0 and used.max() < min(16000.0, sr / 2)
+
+
+def test_lowpass_fir_passes_pitch_band_and_stops_aliases():
+    fir = D.lowpass_fir(D.DECIM_TAPS, 0.75 * 0.5 / 4).astype(np.float64)
+    w, h = scipy.signal.freqz(fir, worN=4096, fs=44100)
+    mag = 20 * np.log10(np.abs(h) + 1e-12)
+    assert np.all(np.abs(mag[w < 2100]) < 0.5)  # the f0 range is untouched
+    assert np.all(mag[w > 8600] < -50)  # what would fold below 2.5 kHz at 11025 Hz is gone
