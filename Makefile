@@ -20,7 +20,7 @@ install: $(STAMP)
 
 demo: $(STAMP)
 	$(BIN)/python tools/make_demo_library.py $(DEMO)
-	$(BIN)/python -m kernels.demo $(DEMO)
+	$(BIN)/python tools/demo_fingerprints.py $(DEMO)
 
 lint: $(STAMP)
 	$(BIN)/ruff check engine kernels tests bench tools

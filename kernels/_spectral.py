@@ -151,33 +151,64 @@ def power_features(spec, n_frames, rms, active_rms, freqs, power, mean_spec, acc
         acc[A_FLATNESS] += math.exp(logsum / n_bins) / amean
 
 
-@njit(cache=True, error_model="numpy")
-def chroma_energy(chroma, n_frames, active, acc):
+@njit(cache=True, fastmath=REASSOC, error_model="numpy")
+def chroma_energy(power, n_frames, active, fb, acc):
     """Add ``sum(c^2)`` of the sum-normalised chroma of each active frame to ``acc[A_CHROMA]``.
 
     Parameters
     ----------
-    chroma : float32[batch, 12]
-        Filter-bank output ``power @ F.T``.
+    power : float32[batch, n_bins]
     n_frames : int
     active : bool[batch]
+    fb : float32[12, n_bins]
+        Chroma filter bank (``design.chroma_filterbank``); ``c = fb @ power[j]``.
     acc : float64[N_A]
 
     Notes
     -----
-    A frame whose chroma sums to 0 contributes 1/12 (a flat distribution).
+    A frame whose chroma sums to 0 contributes 1/12 (a flat distribution). The products are
+    written out here rather than left to BLAS, whose thread pool would compete with the
+    engine's worker processes.
     """
+    n_bins = power.shape[1]
+    c = np.empty(12, dtype=np.float64)
     for j in range(n_frames):
         if not active[j]:
             continue
+        row = power[j]
         s = 0.0
-        for c in range(12):
-            s += chroma[j, c]
+        for q in range(12):
+            w = fb[q]
+            t = np.float32(0.0)
+            for k in range(n_bins):
+                t += w[k] * row[k]
+            c[q] = t
+            s += t
         if s > 0.0:
             e = 0.0
-            for c in range(12):
-                v = chroma[j, c] / s
+            for q in range(12):
+                v = c[q] / s
                 e += v * v
             acc[A_CHROMA] += e
         else:
             acc[A_CHROMA] += 1.0 / 12.0
+
+
+@njit(cache=True, fastmath=REASSOC)
+def band_sums(power, n_frames, edges, out):
+    """Power summed over contiguous bin ranges: ``out[j, b] = sum(power[j, edges[b]:edges[b+1]])``.
+
+    Parameters
+    ----------
+    power : float32[batch, n_bins]
+    n_frames : int
+    edges : int64[n_bands + 1]
+    out : float32[batch, n_bands]
+    """
+    nb = edges.shape[0] - 1
+    for j in range(n_frames):
+        for b in range(nb):
+            t = np.float32(0.0)
+            for k in range(edges[b], edges[b + 1]):
+                t += power[j, k]
+            out[j, b] = t

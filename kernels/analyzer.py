@@ -5,8 +5,8 @@ The analyzer owns fixed-size state only. It cuts the incoming stream into chunks
 
     PCM chunk --sample_pass--> statistics, K-weighted loudness blocks, mono buffer
     mono buffer --frame_batch--> FFTW rFFT --power_features--> mean spectrum, centroid, ...
-                                             |--> chroma (BLAS)   --> chroma energy
-                                             |--> onset bands (BLAS) --> envelope --> rhythm
+                                             |--> chroma filter bank --> chroma energy
+                                             |--> onset band sums --> envelope --> rhythm
                                              '--> coarse frames  --> HPSS medians
     mono buffer --decimate--> YIN frames --FFTW--> yin_pick --> pitch histogram
 
@@ -107,8 +107,9 @@ class Analyzer:
         self._freqs = np.arange(p.n_bins, dtype=np.float64) * (p.sample_rate / p.n_fft)
         self._kw = D.k_weighting(p.sample_rate)
         self._gains = D.channel_weights(ch)
-        self._chroma_fb_t = np.ascontiguousarray(D.chroma_filterbank(p.sample_rate, p.n_fft).T)
-        self._onset_bands = D.onset_bands(p.sample_rate, p.n_fft)
+        self._chroma_fb = D.chroma_filterbank(p.sample_rate, p.n_fft)
+        self._onset_edges = D.onset_bands(p.sample_rate, p.n_fft)
+        n_onset_bands = self._onset_edges.shape[0] - 1
         self._onset_scale = 1.0 / float(np.sum(self._window, dtype=np.float64)) ** 2
         if p.decim > 1:
             self._fir = D.lowpass_fir(D.DECIM_TAPS, 0.75 * 0.5 / p.decim)
@@ -121,8 +122,7 @@ class Analyzer:
         self._rms = np.zeros(b, dtype=np.float64)
         self._power = np.zeros((b, p.n_bins), dtype=np.float32)
         self._active = np.zeros(b, dtype=np.bool_)
-        self._chroma = np.zeros((b, 12), dtype=np.float32)
-        self._band_power = np.zeros((b, self._onset_bands.shape[1]), dtype=np.float32)
+        self._band_power = np.zeros((b, n_onset_bands), dtype=np.float32)
         self._env = np.zeros(b, dtype=np.float64)
         self._yin_frames = np.zeros((YIN_BATCH, 2 * p.yin_w), dtype=np.float64)
         self._f0 = np.zeros(YIN_BATCH, dtype=np.float64)
@@ -151,7 +151,7 @@ class Analyzer:
         self._hp_perc = np.zeros(hb, dtype=np.float32)
         self._hp_sums = np.zeros(_hpss.N_S, dtype=np.float64)
         ring = 1 << math.ceil(math.log2(p.max_lag + 4 * D.ONSET_MEAN_HALF + 8))
-        self._prev_db = np.zeros(self._onset_bands.shape[1], dtype=np.float64)
+        self._prev_db = np.zeros(n_onset_bands, dtype=np.float64)
         self._e_ring = np.zeros(ring, dtype=np.float64)
         self._h_ring = np.zeros(ring, dtype=np.float64)
         self._ri = np.zeros(_rhythm.N_RI, dtype=np.int64)
@@ -307,10 +307,10 @@ class Analyzer:
                 _spectral.power_features(ws.spec, count, self._rms, D.ACTIVE_RMS, self._freqs,
                                          self._power, self._mean_spec, self._acc, self._active)
             with self._stage("chroma"):
-                np.matmul(self._power, self._chroma_fb_t, out=self._chroma)
-                _spectral.chroma_energy(self._chroma, count, self._active, self._acc)
+                _spectral.chroma_energy(self._power, count, self._active, self._chroma_fb,
+                                        self._acc)
             with self._stage("rhythm"):
-                np.matmul(self._power, self._onset_bands, out=self._band_power)
+                _spectral.band_sums(self._power, count, self._onset_edges, self._band_power)
                 _rhythm.onset_envelope(self._band_power, count, self._onset_scale,
                                        D.ONSET_DB_FLOOR, self._prev_db, self._env)
                 if padded:  # the cut at the end is ours, not the music's: no onset there

@@ -168,7 +168,8 @@ def band_bins(sample_rate: int, n_fft: int) -> np.ndarray:
 
 
 def onset_bands(sample_rate: int, n_fft: int) -> np.ndarray:
-    """Third-octave onset bands as a 0/1 matrix, float32[n_bins, n_bands].
+    """Third-octave onset bands as bin edges, int64[n_bands + 1]: band ``b`` is bins
+    ``edges[b] .. edges[b+1]-1``.
 
     Edges at ``40 * 2^(i/3)`` Hz up to ``min(16 kHz, Nyquist)``; a band narrower than two bins is
     merged into the next one (the last into the one before).
@@ -193,10 +194,7 @@ def onset_bands(sample_rate: int, n_fft: int) -> np.ndarray:
         bands[-2][1] = bands.pop()[1]
     if not bands:  # absurdly low rates: one band over whatever exists
         bands = [[min(k_lo, n_bins - 1), max(k_hi, min(k_lo, n_bins - 1) + 1)]]
-    m = np.zeros((n_bins, len(bands)), dtype=np.float32)
-    for j, (a, b) in enumerate(bands):
-        m[a:b, j] = 1.0
-    return m
+    return np.array([bands[0][0]] + [b for _, b in bands], dtype=np.int64)
 
 
 def chroma_filterbank(sample_rate: int, n_fft: int) -> np.ndarray:
