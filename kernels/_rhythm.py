@@ -114,7 +114,9 @@ def _finish_frame(c, e_ring, h_ring, ri, rf, ac_win, ac_tot, on_t, on_s, window,
         off = min(0.5, max(-0.5, off))
         n = ri[R_WIN_ONSETS]
         on_t[n] = c + off
-        on_s[n] = ec
+        # strength = the rise over the peak frame and its neighbours: a hit that straddles two
+        # frames splits its rise between them, and the sum does not depend on where it falls
+        on_s[n] = a + ec + b
         ri[R_WIN_ONSETS] = n + 1
     if (c + 1) % window == 0:
         _close_window(ri, rf, ac_win, ac_tot, on_t, on_s, beat_ratio)

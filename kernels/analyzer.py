@@ -59,6 +59,7 @@ class _FFTWorkspace:
 
 
 _WORKSPACES: dict[tuple[int, int], _FFTWorkspace] = {}
+_NETWORKS = {n: D.median_network(n) for n in (D.HPSS_TIME_KERNEL, D.HPSS_FREQ_KERNEL)}
 
 
 def _workspace(n_fft: int, yin_w: int) -> _FFTWorkspace:
@@ -101,7 +102,9 @@ class Analyzer:
         self._ws = _workspace(p.n_fft, p.yin_w)
         b = D.CHUNK_FRAMES
         ch = p.channels
-        self._history = p.n_fft - p.hop
+        # mono samples kept from one chunk to the next: the zero-padded last frame may start
+        # up to n_fft - 1 samples before the end, and the decimation FIR needs its taps
+        self._history = max(p.n_fft, D.DECIM_TAPS)
         # design
         self._window = D.periodic_hann(p.n_fft)
         self._freqs = np.arange(p.n_bins, dtype=np.float64) * (p.sample_rate / p.n_fft)
@@ -145,10 +148,9 @@ class Analyzer:
         self._hp_group = np.zeros(hb, dtype=np.float64)
         self._hp_ring = np.zeros((D.HPSS_TIME_KERNEL, hb), dtype=np.float32)
         self._hp_state = np.zeros(_hpss.N_H, dtype=np.int64)
-        self._hp_ext = np.zeros(hb + 2 * _hpss.FREQ_HALF, dtype=np.float32)
-        self._hp_win = np.zeros(2 * _hpss.FREQ_HALF + 1, dtype=np.float32)
-        self._hp_harm = np.zeros(hb, dtype=np.float32)
-        self._hp_perc = np.zeros(hb, dtype=np.float32)
+        self._hp_nets = (*_NETWORKS[D.HPSS_TIME_KERNEL], *_NETWORKS[D.HPSS_FREQ_KERNEL])
+        self._hp_scratch_t = np.zeros((D.HPSS_TIME_KERNEL, hb), dtype=np.float32)
+        self._hp_scratch_f = np.zeros((D.HPSS_FREQ_KERNEL, hb), dtype=np.float32)
         self._hp_sums = np.zeros(_hpss.N_S, dtype=np.float64)
         ring = 1 << math.ceil(math.log2(p.max_lag + 4 * D.ONSET_MEAN_HALF + 8))
         self._prev_db = np.zeros(n_onset_bands, dtype=np.float64)
@@ -298,9 +300,14 @@ class Analyzer:
         while self._next_frame <= last_frame:
             count = min(b, last_frame - self._next_frame + 1)
             padded = last_padded and self._next_frame + count - 1 == last_frame
+            first = self._next_frame * p.hop - origin
+            if first < 0 or first + (count - 1) * p.hop + p.n_fft > self._mono.shape[0]:
+                raise FingerprintError(  # numba does not bounds-check: never read outside
+                    f"internal: frames {self._next_frame}..{last_frame} fall outside the mono "
+                    f"buffer (offset {first}, {self._mono.shape[0]} samples)")
             with self._stage("framing"):
-                _spectral.frame_batch(self._mono, self._next_frame * p.hop - origin, p.hop,
-                                      count, self._window, ws.frames, self._rms)
+                _spectral.frame_batch(self._mono, first, p.hop, count, self._window, ws.frames,
+                                      self._rms)
             with self._stage("fft"):
                 ws.stft.execute()
             with self._stage("spectral"):
@@ -323,8 +330,8 @@ class Analyzer:
                 )
             with self._stage("hpss"):
                 _hpss.hpss_push(self._power, count, D.HPSS_TIME_AVG, self._hp_group,
-                                self._hp_ring, self._hp_state, self._hp_ext, self._hp_win,
-                                self._hp_harm, self._hp_perc, self._hp_sums)
+                                self._hp_ring, self._hp_state, *self._hp_nets,
+                                self._hp_scratch_t, self._hp_scratch_f, self._hp_sums)
             self._next_frame += count
 
     def _decimate_through(self, end: int) -> None:
@@ -347,6 +354,9 @@ class Analyzer:
                 upto = min(self._yin_next * p.yin_hop + w2 - 1, avail_last)
                 count = upto - start + 1
                 row = self._yin_frames[self._yin_slot]
+                if start * d - origin - (self._fir.shape[0] - 1) < 0:
+                    raise FingerprintError(  # numba does not bounds-check: never read outside
+                        f"internal: decimation reads before the mono buffer (sample {start * d})")
                 _pitch.decimate(self._mono, start * d - origin, count, d, self._fir,
                                 row[self._yin_fill :])
                 self._yin_fill += count
@@ -418,7 +428,7 @@ class Analyzer:
                 D.ONSET_DELTA_DB, D.BEAT_STRENGTH_RATIO,
             )
             _hpss.hpss_finish(D.HPSS_TIME_AVG, self._hp_group, self._hp_ring, self._hp_state,
-                              self._hp_ext, self._hp_win, self._hp_harm, self._hp_perc,
+                              *self._hp_nets, self._hp_scratch_t, self._hp_scratch_f,
                               self._hp_sums)
             values = self._values(total)
         bad = [FINGERPRINT_NAMES[i] for i in np.flatnonzero(~np.isfinite(values))]

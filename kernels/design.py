@@ -37,12 +37,12 @@ TEMPO_MIN_BPM = 40.0
 TEMPO_MAX_BPM = 240.0
 TEMPO_PRIOR_BPM = 120.0
 TEMPO_TAP_MAX_BPM = 210.0
-TEMPO_OCTAVE_RATIO = 0.8
+TEMPO_OCTAVE_RATIO = 0.5
 BEAT_STRENGTH_RATIO = 0.5
 
 # Harmonic / percussive separation (docs/FINGERPRINT.md "Harmonic ratio")
-HPSS_TIME_AVG = 4  # power frames averaged into one coarse frame
-HPSS_TIME_KERNEL = 9  # coarse frames in the harmonic (time) median
+HPSS_TIME_AVG = 2  # power frames averaged into one coarse frame
+HPSS_TIME_KERNEL = 17  # coarse frames in the harmonic (time) median (~ librosa's 31 frames)
 HPSS_FREQ_KERNEL = 31  # bins in the percussive (frequency) median
 HPSS_FMAX_HZ = 8000.0  # separation on bins below this (they carry nearly all of sum S^2)
 
@@ -204,7 +204,8 @@ def chroma_filterbank(sample_rate: int, n_fft: int) -> np.ndarray:
     weight for pitch class ``c`` is a Gaussian of the wrapped distance between the bin's
     (fractional) pitch class and ``c``, with a width of the bin spacing in semitones (at least
     one). Each bin's weights are L2-normalised over the 12 classes, then scaled by a Gaussian
-    octave weighting centred on octave 5 (about C5 = 523 Hz), width 2 octaves. Rows start at C.
+    octave weighting centred 5 octaves above A0 / 16 * 16 = 27.5 Hz (880 Hz), width 2 octaves.
+    Rows start at C.
 
     Returns
     -------
@@ -227,6 +228,63 @@ def chroma_filterbank(sample_rate: int, n_fft: int) -> np.ndarray:
     w *= np.exp(-0.5 * ((pos / n_chroma - 5.0) / 2.0) ** 2)[None, :]
     w = np.roll(w, -3, axis=0)  # rows from A to rows from C
     return np.ascontiguousarray(w, dtype=np.float32)
+
+
+def _batcher_pairs(m: int) -> list[tuple[int, int]]:
+    """Comparators of Batcher's odd-even merge sort for ``m`` (a power of two) inputs."""
+    pairs: list[tuple[int, int]] = []
+    p = 1
+    while p < m:
+        k = p
+        while k >= 1:
+            for j in range(k % p, m - k, 2 * k):
+                for i in range(min(k, m - j - k)):
+                    if (i + j) // (2 * p) == (i + j + k) // (2 * p):
+                        pairs.append((i + j, i + j + k))
+            k //= 2
+        p *= 2
+    return pairs
+
+
+def median_network(n: int) -> tuple[np.ndarray, int]:
+    """A comparator network that leaves the median of ``n`` (odd) inputs in one known row.
+
+    Batcher's odd-even merge sort for the next power of two, with the missing inputs taken as
+    +inf (comparators against them are resolved here, not run), then pruned backwards to the
+    comparators the median depends on.
+
+    Returns
+    -------
+    ops : int64[n_ops, 2]
+        ``(a, b)``: row ``a`` takes the min, row ``b`` the max, in order.
+    out : int
+        The row that holds the median afterwards.
+    """
+    if n < 1 or n % 2 == 0:
+        raise ParameterError(f"median_network(n={n}): n must be odd and positive")
+    m = 1
+    while m < n:
+        m *= 2
+    inf = -1
+    slot = list(range(n)) + [inf] * (m - n)  # which row each network position holds
+    ops: list[tuple[int, int]] = []
+    for i, j in _batcher_pairs(m):
+        a, b = slot[i], slot[j]
+        if b == inf:
+            continue  # min(x, inf) = x: nothing moves
+        if a == inf:
+            slot[i], slot[j] = b, inf  # the finite value moves down: a renaming, not a compare
+            continue
+        ops.append((a, b))
+    out = slot[n // 2]
+    live = {out}
+    kept: list[tuple[int, int]] = []
+    for a, b in reversed(ops):
+        if a in live or b in live:
+            kept.append((a, b))
+            live |= {a, b}
+    kept.reverse()
+    return np.array(kept, dtype=np.int64).reshape(-1, 2), out
 
 
 def lowpass_fir(taps: int, cutoff: float) -> np.ndarray:

@@ -18,13 +18,31 @@ from kernels import _hpss, _pitch, _samples
 from kernels import design as D
 
 
-def test_median9_is_exact_on_every_binary_input_and_random_values(rng):
-    # 0-1 principle: a comparator network that is right on all 2^9 binary inputs is right on all
-    for bits in itertools.product((0.0, 1.0), repeat=9):
-        assert _hpss.median9(*bits) == np.median(bits)
-    for _ in range(200):
-        v = rng.standard_normal(9)
-        assert _hpss.median9(*v) == np.median(v)
+@pytest.mark.parametrize("n", [1, 3, 9, 17])
+def test_median_network_is_exact_on_every_binary_input(n):
+    """0-1 principle: a comparator network right on all 2^n binary inputs is right on all."""
+    ops, out = D.median_network(n)
+    x = np.array(list(itertools.product((0.0, 1.0), repeat=n)), dtype=np.float32).T.copy()
+    want = (x.sum(axis=0) > n // 2).astype(np.float32)
+    _hpss.network_median(x, ops)
+    np.testing.assert_array_equal(x[out], want)
+
+
+@pytest.mark.parametrize("n", [17, 31])
+def test_median_network_on_random_values_with_ties(rng, n):
+    ops, out = D.median_network(n)
+    x = rng.random((n, 500)).astype(np.float32)
+    x[::3, ::2] = 0.5  # ties
+    want = np.median(x, axis=0)
+    _hpss.network_median(x, ops)
+    np.testing.assert_array_equal(x[out], want)
+
+
+def test_median_network_is_pruned():
+    # far fewer comparators than a full sort of the next power of two (191 for 32 inputs)
+    assert len(D.median_network(31)[0]) < 191
+    with pytest.raises(ValueError, match="odd"):
+        D.median_network(4)
 
 
 @pytest.mark.parametrize("n", [1, 2, 3, 7, 40])
@@ -35,62 +53,38 @@ def test_mirror_matches_scipy_reflect(n):
         assert x[_hpss.mirror(i, n)] == padded[i + 3 * n + 5]
 
 
-def test_sliding_median_equals_numpy(rng):
-    width = 31
-    for n_out in (1, 5, 200):
-        ext = rng.random(n_out + width - 1).astype(np.float32)
-        ext[::7] = ext[3]  # ties
-        out = np.zeros(n_out, dtype=np.float32)
-        win = np.zeros(width, dtype=np.float32)
-        _hpss._sliding_median(ext, n_out, width, win, out)
-        want = [np.median(ext[k : k + width]) for k in range(n_out)]
-        np.testing.assert_array_equal(out, np.asarray(want, dtype=np.float32))
+def _hpss_args(n_bins):
+    t_ops, t_out = D.median_network(D.HPSS_TIME_KERNEL)
+    f_ops, f_out = D.median_network(D.HPSS_FREQ_KERNEL)
+    return (t_ops, t_out, f_ops, f_out, np.zeros((D.HPSS_TIME_KERNEL, n_bins), np.float32),
+            np.zeros((D.HPSS_FREQ_KERNEL, n_bins), np.float32))
 
 
-def test_hpss_time_and_frequency_medians_match_scipy(rng):
-    """The streaming emit of every coarse frame equals scipy's 2-D median filters (reflect)."""
-    n_bins, total = 50, 13
-    frames = rng.random((total, n_bins)).astype(np.float32)
-    harm_ref = scipy.ndimage.median_filter(frames, size=(9, 1), mode="reflect")
-    perc_ref = scipy.ndimage.median_filter(frames, size=(1, 31), mode="reflect")
-    ring = np.zeros((9, n_bins), dtype=np.float32)
-    ext = np.zeros(n_bins + 30, dtype=np.float32)
-    win = np.zeros(31, dtype=np.float32)
-    harm = np.zeros(n_bins, dtype=np.float32)
-    perc = np.zeros(n_bins, dtype=np.float32)
-    sums = np.zeros(2)
-    for t in range(total):
-        ring[t % 9] = frames[t]
-    # the last 9 frames are in the ring: finish the last 4 with the track length known
-    for t in range(total - 4, total):
-        _hpss._emit(t, total, ring, ext, win, harm, perc, sums)
-        np.testing.assert_array_equal(harm, harm_ref[t])
-        np.testing.assert_array_equal(perc, perc_ref[t])
-
-
-def test_hpss_streaming_equals_whole_array(rng):
-    """hpss_push + hpss_finish over a stream == medians and masks computed on the whole array."""
-    n_bins, n_frames, avg = 40, 4 * 11 + 3, 4
-    power = (rng.random((n_frames, n_bins)) ** 4).astype(np.float32)
-    group = np.zeros(n_bins)
-    ring = np.zeros((9, n_bins), dtype=np.float32)
-    state = np.zeros(_hpss.N_H, dtype=np.int64)
-    scratch = (np.zeros(n_bins + 30, np.float32), np.zeros(31, np.float32),
-               np.zeros(n_bins, np.float32), np.zeros(n_bins, np.float32))
-    sums = np.zeros(2)
-    for a in range(0, n_frames, 5):  # odd batch sizes
-        chunk = power[a : a + 5]
-        _hpss.hpss_push(chunk, chunk.shape[0], avg, group, ring, state, *scratch, sums)
-    _hpss.hpss_finish(avg, group, ring, state, *scratch, sums)
-    coarse = np.stack([power[i : i + avg].astype(np.float64).mean(axis=0)
-                       for i in range(0, n_frames, avg)]).astype(np.float32)
-    hm = scipy.ndimage.median_filter(coarse, size=(9, 1), mode="reflect").astype(np.float64)
-    pm = scipy.ndimage.median_filter(coarse, size=(1, 31), mode="reflect").astype(np.float64)
-    mh = hm**2 / (hm**2 + pm**2)
-    mp = pm**2 / (hm**2 + pm**2)
-    h2 = np.sum((coarse * mh) ** 2)
-    p2 = np.sum((coarse * mp) ** 2)
-    np.testing.assert_allclose(sums, [h2, p2], rtol=1e-5)
+def test_hpss_streaming_equals_scipy_median_filters(rng):
+    """hpss_push + hpss_finish over a stream == scipy's 2-D median filters (mode 'reflect') and
+    librosa-style soft masks, computed on the whole array at once."""
+    for n_bins, n_frames, avg in ((40, 2 * 30 + 1, 2), (33, 7, 2), (50, 4 * 11 + 3, 4)):
+        power = (rng.random((n_frames, n_bins)) ** 4).astype(np.float32)
+        group = np.zeros(n_bins)
+        depth = D.HPSS_TIME_KERNEL
+        ring = np.zeros((depth, n_bins), dtype=np.float32)
+        state = np.zeros(_hpss.N_H, dtype=np.int64)
+        args = _hpss_args(n_bins)
+        sums = np.zeros(2)
+        for a in range(0, n_frames, 5):  # odd batch sizes
+            chunk = power[a : a + 5]
+            _hpss.hpss_push(chunk, chunk.shape[0], avg, group, ring, state, *args, sums)
+        _hpss.hpss_finish(avg, group, ring, state, *args, sums)
+        coarse = np.stack([power[i : i + avg].astype(np.float64).mean(axis=0)
+                           for i in range(0, n_frames, avg)]).astype(np.float32)
+        hm = scipy.ndimage.median_filter(coarse, size=(depth, 1), mode="reflect")
+        pm = scipy.ndimage.median_filter(coarse, size=(1, 31), mode="reflect")
+        hm, pm = hm.astype(np.float64), pm.astype(np.float64)
+        mh = hm**2 / (hm**2 + pm**2)
+        mp = pm**2 / (hm**2 + pm**2)
+        h2 = np.sum((coarse * mh) ** 2)
+        p2 = np.sum((coarse * mp) ** 2)
+        np.testing.assert_allclose(sums, [h2, p2], rtol=1e-5)
 
 
 @pytest.mark.parametrize("q", [0.0, 10.0, 50.0, 95.0, 100.0])
