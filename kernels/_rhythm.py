@@ -236,7 +236,7 @@ def select_tempo(g: np.ndarray, fps: float, *, min_bpm: float, max_bpm: float,
     best = -1
     best_score = 0.0
     for lag in range(lag_lo, lag_hi + 1):
-        v = g[lag]
+        v = float(g[lag])
         if v <= 0.0 or v < g[lag - 1] or v < g[lag + 1]:
             continue
         bpm = 60.0 * fps / lag
@@ -245,24 +245,23 @@ def select_tempo(g: np.ndarray, fps: float, *, min_bpm: float, max_bpm: float,
             best, best_score = lag, score
     if best < 0:
         return float(prior_bpm)
-    lag = float(best)
+    est = float(best)
     for k in (4, 3, 2):  # shortest faster octave first
         cand = best / k
         if 60.0 * fps / cand > tap_max_bpm or cand < 2:
             continue
         p = _local_peak(g, cand, 2)
         if g[p] >= octave_ratio * g[best] and g[p] > 0.0:
-            lag = float(p)
+            est = float(p)
             break
     # refine on multiples 2, 4, 8 ... of the period while they fit in the autocorrelation:
     # a peak at m periods gives the period m times more precisely
-    est = lag
     m = 1
     while True:
         p = _local_peak(g, m * est, 2)
-        a, b, c = g[p - 1], g[p], g[p + 1]
-        den = a - 2.0 * b + c
-        off = 0.5 * (a - c) / den if den < 0.0 else 0.0
+        ga, gb, gc = float(g[p - 1]), float(g[p]), float(g[p + 1])
+        den = ga - 2.0 * gb + gc
+        off = 0.5 * (ga - gc) / den if den < 0.0 else 0.0
         est = (p + min(0.5, max(-0.5, off))) / m
         if 2 * m * est + 3 > n - 2:
             break

@@ -179,11 +179,11 @@ def chroma_energy(power, n_frames, active, fb, acc):
         s = 0.0
         for q in range(12):
             w = fb[q]
-            t = np.float32(0.0)
+            acc32 = np.float32(0.0)
             for k in range(n_bins):
-                t += w[k] * row[k]
-            c[q] = t
-            s += t
+                acc32 += w[k] * row[k]
+            c[q] = acc32
+            s += float(acc32)
         if s > 0.0:
             e = 0.0
             for q in range(12):
