@@ -111,16 +111,17 @@ def _emit(t, total, ring, time_ops, time_out, freq_ops, freq_out, scratch_t, scr
     cur = ring[t % depth]
     width = scratch_f.shape[0]
     fh = width // 2
-    for r in range(width):  # row r holds cur[k + r - fh] for every bin k, mirrored at the edges
+    # the frame with mirrored edges, then row r = the frame shifted by r - fh
+    ext = np.empty(n_bins + 2 * fh, dtype=np.float32)
+    for k in range(n_bins):
+        ext[fh + k] = cur[k]
+    for k in range(fh):
+        ext[k] = cur[mirror(k - fh, n_bins)]
+        ext[fh + n_bins + k] = cur[mirror(n_bins + k, n_bins)]
+    for r in range(width):
         dst = scratch_f[r]
-        lo = max(0, fh - r)
-        hi = min(n_bins, n_bins + fh - r)
-        for k in range(lo, hi):
-            dst[k] = cur[k + r - fh]
-        for k in range(0, lo):
-            dst[k] = cur[mirror(k + r - fh, n_bins)]
-        for k in range(hi, n_bins):
-            dst[k] = cur[mirror(k + r - fh, n_bins)]
+        for k in range(n_bins):
+            dst[k] = ext[k + r]
     network_median(scratch_f, freq_ops)
     h2s, p2s = _masked_energies(cur, scratch_t[time_out], scratch_f[freq_out])
     sums[S_H2] += h2s

@@ -1,0 +1,20 @@
+"""The engine's error classes, under the project's root :class:`kernels.errors.FingerprintError`.
+
+Messages name the offending value, the constraint it broke and what to do about it.
+"""
+
+from __future__ import annotations
+
+from kernels.errors import FingerprintError
+
+__all__ = ["FingerprintError", "StoreError"]
+
+
+class StoreError(FingerprintError):
+    """The LMDB store refused an operation or could not carry it out.
+
+    Raised for a store written with another schema, a store used in a process other than the one
+    that opened it, a second writer, a full disk, or a batch that breaks the catalog's rules
+    (for example a fingerprint for a track the store does not hold). The message names the
+    store's path and the value at fault.
+    """
