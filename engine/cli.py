@@ -1,0 +1,182 @@
+"""Command lines: ``engine-run`` (fingerprint a library) and ``engine-query`` (read the store).
+
+Exit codes of engine-run
+------------------------
+0    every track fingerprinted (or already in the store)
+1    some tracks failed (each has a record: --jsonl, engine-query failures later)
+2    usage error (bad option, unreadable --db, ...)
+130  interrupted by SIGINT (Ctrl-C); completed tracks are committed
+143  interrupted by SIGTERM; completed tracks are committed
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import sys
+from collections.abc import Iterator, Sequence
+
+from kernels.errors import FingerprintError
+
+from . import store as st
+from .query import export_jsonl
+from .scan import read_paths
+from .supervisor import RunConfig, Supervisor
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+def _usable_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def _positive(text: str) -> int:
+    v = int(text)
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"{v} is not a positive integer")
+    return v
+
+
+def _size(text: str) -> int:
+    """Bytes, with an optional K/M/G/T suffix (powers of 1024)."""
+    units = {"K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}
+    t = text.strip().upper().removesuffix("B")
+    mult = units.get(t[-1:], 1)
+    if t[-1:] in units:
+        t = t[:-1]
+    try:
+        v = int(float(t) * mult)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a size like 500M or 2G") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} must be positive")
+    return v
+
+
+def run_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(
+        prog="engine-run",
+        description="Fingerprint audio files (25 values each, whole tracks) into an LMDB "
+                    "store, with every core, incrementally.",
+        epilog="PATH may be a file or a folder (searched recursively); '-' reads paths from "
+               "stdin, one per line, or NUL-separated with -0 (find ... -print0 | engine-run "
+               "-0 -). Exit codes: 0 all ok, 1 some tracks failed, 2 usage error, 130/143 "
+               "interrupted by SIGINT/SIGTERM (completed work is kept).",
+    )
+    ap.add_argument("paths", nargs="*", metavar="PATH", help="files, folders, or - for stdin")
+    ap.add_argument("-0", "--null", action="store_true",
+                    help="paths on stdin are NUL-separated (as find -print0 writes)")
+    ap.add_argument("--db", default="fingerprints.lmdb",
+                    help="the LMDB store (a folder; created if missing) [%(default)s]")
+    ap.add_argument("--cores", type=_positive, default=_usable_cores(),
+                    help="worker processes [usable cores: %(default)s]")
+    ap.add_argument("--queue-size", type=_positive, default=None,
+                    help="jobs waiting in the bounded queue [2 x cores]")
+    ap.add_argument("--force", action="store_true",
+                    help="recompute every track, even when the store has it")
+    ap.add_argument("--retry-failed", action="store_true",
+                    help="try again tracks that failed on an earlier run")
+    ap.add_argument("--max-retries", type=int, default=2,
+                    help="retries of a track whose worker died [%(default)s]")
+    ap.add_argument("--max-entries", type=_positive, default=None,
+                    help="keep at most this many fingerprints (least recently used go first)")
+    ap.add_argument("--max-bytes", type=_size, default=None,
+                    help="keep the stored fingerprints under this size, e.g. 500M")
+    ap.add_argument("--block-frames", type=_positive, default=65536,
+                    help="frames per decoded block [%(default)s]")
+    ap.add_argument("--grace", type=float, default=5.0,
+                    help="seconds in-flight tracks get after SIGINT/SIGTERM [%(default)s]")
+    ap.add_argument("--jsonl", action="store_true",
+                    help="one JSON record per track on stdout")
+    ap.add_argument("-q", "--quiet", action="store_true", help="no progress, budget or summary")
+    ap.add_argument("-v", "--verbose", action="count", default=0,
+                    help="log queue depth every 100 jobs, worker deaths and failures")
+    ap.add_argument("--no-follow-symlinks", action="store_true",
+                    help="do not follow symbolic links met inside folders")
+    return ap
+
+
+def _inputs(paths: Sequence[str], null: bool) -> Iterator[str]:
+    for p in paths:
+        if p == "-":
+            yield from read_paths(sys.stdin.buffer, null_separated=null)
+        else:
+            yield p
+
+
+def run_main(argv: Sequence[str] | None = None) -> int:
+    """``engine-run``: see :func:`run_parser` and the exit codes in this module's docstring."""
+    ap = run_parser()
+    args = ap.parse_args(argv)
+    if not args.paths:
+        ap.print_usage(sys.stderr)
+        print("engine-run: error: give at least one PATH, or - to read paths from stdin",
+              file=sys.stderr)
+        return EXIT_USAGE
+    if args.paths.count("-") > 1:
+        print("engine-run: error: '-' (stdin) may be given once", file=sys.stderr)
+        return EXIT_USAGE
+    config = RunConfig(
+        db=args.db, cores=args.cores,
+        queue_size=args.queue_size if args.queue_size is not None else 2 * args.cores,
+        force=args.force, retry_failed=args.retry_failed, max_retries=max(0, args.max_retries),
+        block_frames=args.block_frames, grace_s=max(0.0, args.grace),
+        max_entries=args.max_entries, max_bytes=args.max_bytes, jsonl=args.jsonl,
+        quiet=args.quiet, progress=sys.stderr.isatty() and not args.quiet,
+        verbose=args.verbose, follow_symlinks=not args.no_follow_symlinks,
+    )
+    try:
+        stats = Supervisor(config).run(_inputs(args.paths, args.null))
+    except st.StoreError as e:
+        print(f"engine-run: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    except BrokenPipeError:  # e.g. | head: the reader left; what completed is committed
+        with contextlib.suppress(OSError):
+            sys.stdout = open(os.devnull, "w")
+        return EXIT_FAILED
+    if stats.interrupted:
+        return 128 + stats.interrupted
+    return EXIT_FAILED if stats.failed else EXIT_OK
+
+
+def query_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="engine-query",
+                                 description="Read the fingerprint store (never blocks a run).")
+    ap.add_argument("--db", default="fingerprints.lmdb", help="the LMDB store [%(default)s]")
+    sub = ap.add_subparsers(dest="command", required=True)
+    ex = sub.add_parser("export", help="every fingerprint, as engine-run --jsonl writes them")
+    ex.add_argument("--format", choices=["jsonl"], default="jsonl")
+    ex.add_argument("-o", "--output", default="-", help="file, or - for stdout [-]")
+    sub.add_parser("stats", help="counts, versions, store size, evictions (JSON)")
+    return ap
+
+
+def query_main(argv: Sequence[str] | None = None) -> int:
+    """``engine-query``: 0 on success, 2 on a usage or store error."""
+    args = query_parser().parse_args(argv)
+    try:
+        s = st.Store.open(st.StoreConfig(args.db), readonly=True)
+    except FingerprintError as e:
+        print(f"engine-query: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        if args.command == "stats":
+            print(json.dumps(s.stats(), indent=2, sort_keys=True))
+        elif args.command == "export":
+            if args.output == "-":
+                export_jsonl(s, sys.stdout)
+            else:
+                with open(args.output, "w", encoding="utf-8") as f:
+                    export_jsonl(s, f)
+    except BrokenPipeError:
+        with contextlib.suppress(OSError):
+            sys.stdout = open(os.devnull, "w")
+        return EXIT_OK
+    finally:
+        s.close()
+    return EXIT_OK
