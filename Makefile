@@ -20,7 +20,9 @@ install: $(STAMP)
 
 demo: $(STAMP)
 	$(BIN)/python tools/make_demo_library.py $(DEMO)
-	$(BIN)/python tools/demo_fingerprints.py $(DEMO)
+	$(BIN)/engine-run --db $(DEMO).lmdb $(DEMO)
+	@echo "--- three of the stored records (engine-query --db $(DEMO).lmdb export):"
+	@$(BIN)/engine-query --db $(DEMO).lmdb export | head -n 3 | $(BIN)/python tools/show_records.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check engine kernels tests bench tools
@@ -33,4 +35,4 @@ bench: $(STAMP)
 	$(BIN)/python bench/kernels.py --synthetic 3 --seconds 240 --repeats 3 -o bench/results/kernels-synthetic.json
 
 clean:
-	rm -rf $(VENV) $(DEMO) .pytest_cache build *.egg-info
+	rm -rf $(VENV) $(DEMO) $(DEMO).lmdb .pytest_cache build *.egg-info

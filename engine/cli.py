@@ -11,19 +11,26 @@ Exit codes of engine-run
 
 from __future__ import annotations
 
-import argparse
-import contextlib
-import json
 import os
-import sys
-from collections.abc import Iterator, Sequence
 
-from kernels.errors import FingerprintError
+# One thread per process for every numeric library, set before numpy loads them: the engine's
+# parallelism is its worker processes, and a thread pool per worker would fight over the cores
+# (numba's own pool also does not survive fork). The kernels use none, this keeps it so.
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
 
-from . import store as st
-from .query import export_jsonl
-from .scan import read_paths
-from .supervisor import RunConfig, Supervisor
+import argparse  # noqa: E402 - after the thread settings on purpose
+import contextlib  # noqa: E402
+import json  # noqa: E402
+import sys  # noqa: E402
+from collections.abc import Iterator, Sequence  # noqa: E402
+
+from kernels.errors import FingerprintError  # noqa: E402
+
+from . import store as st  # noqa: E402
+from .query import export_jsonl  # noqa: E402
+from .scan import read_paths  # noqa: E402
+from .supervisor import RunConfig, Supervisor  # noqa: E402
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
