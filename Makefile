@@ -32,7 +32,7 @@ test: lint
 	$(BIN)/python -m pytest -q
 
 bench: $(STAMP)
-	$(BIN)/python bench/kernels.py --synthetic 3 --seconds 240 --repeats 3 -o bench/results/kernels-synthetic.json
+	$(BIN)/python bench/kernel_speed.py --synthetic 3 --seconds 240 --repeats 3 -o bench/results/kernels-synthetic.json
 
 clean:
 	rm -rf $(VENV) $(DEMO) $(DEMO).lmdb .pytest_cache build *.egg-info

@@ -96,6 +96,12 @@ def run_parser() -> argparse.ArgumentParser:
                     help="keep the stored fingerprints under this size, e.g. 500M")
     ap.add_argument("--block-frames", type=_positive, default=65536,
                     help="frames per decoded block [%(default)s]")
+    ap.add_argument("--timeout", type=float, default=30.0,
+                    help="seconds a track may take before its length is known, plus its "
+                         "length / --min-speed after; a worker past that is killed and the "
+                         "track retried [%(default)s]")
+    ap.add_argument("--min-speed", type=float, default=20.0,
+                    help="slowest acceptable speed, x realtime, for the timeout [%(default)s]")
     ap.add_argument("--grace", type=float, default=5.0,
                     help="seconds in-flight tracks get after SIGINT/SIGTERM [%(default)s]")
     ap.add_argument("--jsonl", action="store_true",
@@ -136,6 +142,7 @@ def run_main(argv: Sequence[str] | None = None) -> int:
         max_entries=args.max_entries, max_bytes=args.max_bytes, jsonl=args.jsonl,
         quiet=args.quiet, progress=sys.stderr.isatty() and not args.quiet,
         verbose=args.verbose, follow_symlinks=not args.no_follow_symlinks,
+        timeout_s=max(0.1, args.timeout), min_speed=max(0.01, args.min_speed),
     )
     try:
         stats = Supervisor(config).run(_inputs(args.paths, args.null))

@@ -301,7 +301,7 @@ class _Scanner:
             yield ScanProblem(
                 path,
                 "os_error",
-                f"{_show(path)} contains a NUL byte, which no file name can contain "
+                f"{display(path)} contains a NUL byte, which no file name can contain "
                 "(NUL-separated input needs -0/--null)",
             )
             return
@@ -326,7 +326,7 @@ class _Scanner:
             yield ScanProblem(
                 path,
                 "not_audio",
-                f"{_show(path)} is not an audio file: {_show(ext)} is not an extension "
+                f"{display(path)} is not an audio file: {display(ext)} is not an extension "
                 "libsndfile decodes",
             )
             return
@@ -403,7 +403,7 @@ class _Scanner:
                             yield ScanProblem(
                                 path,
                                 "symlink_loop",
-                                f"{_show(path)} leads back to {_show(frame_path)}, a directory "
+                                f"{display(path)} leads back to {display(frame_path)}, a directory "
                                 "that contains it (symlink loop); not walked again",
                             )
                             break
@@ -440,12 +440,12 @@ def _list_dir(path: str) -> list[os.DirEntry[str]] | ScanProblem:
 
 def _problem_from_error(path: str, exc: OSError, action: str) -> ScanProblem:
     """Translate an ``OSError`` met on ``path`` into a :class:`ScanProblem`."""
-    shown = _show(path)
+    shown = display(path)
     code = exc.errno
     if code == errno.ENOENT:
         if os.path.islink(path):
             try:
-                target = _show(os.readlink(path))
+                target = display(os.readlink(path))
             except OSError:  # pragma: no cover - removed meanwhile
                 target = "?"
             return ScanProblem(
@@ -475,10 +475,10 @@ def _not_a_file(path: str, mode: int) -> ScanProblem:
         what = "a device"
     else:
         what = "a special file"
-    return ScanProblem(path, "not_a_file", f"{_show(path)} is {what}, not a regular file")
+    return ScanProblem(path, "not_a_file", f"{display(path)} is {what}, not a regular file")
 
 
-def _show(path: str) -> str:
+def display(path: str) -> str:
     """Printable form of a path for messages: surrogates as ``\\xNN``, controls escaped."""
     if path.isprintable():
         return path

@@ -17,17 +17,19 @@ One supervisor process, N forked workers, two multiprocessing queues::
     worker 0            worker 1          ...       worker N-1       each: get(timeout=1 s);
     shm buffer 0        shm buffer 1                shm buffer N-1   current[i] = track id;
     |                      |                          |              decode into its buffer,
-    +---------- results: mp.Queue (at most queue + N in flight) -----+ analyse, put Done/Failed
+    pipe 0              pipe 1                       pipe N-1        analyse, send Done/Failed
+    +------- one result pipe per worker (send is synchronous) -------+ down its OWN pipe
         |
         v
-    supervisor: wait([results._reader] + worker sentinels, timeout)
+    supervisor: connection.wait(result pipes + worker sentinels, timeout)
         |-- Done / Failed -> batch -> one LMDB write txn per 256 results or 1 s
         '-- sentinel ready -> worker died: name pid, track (current[i]) and signal, e.g.
             SIGKILL(-9); retry the job (attempt + 1) up to max_retries, then record it as
             failed; fork a new worker into the same slot and buffer.
 
 Memory is fixed by construction: the scan streams, at most ``queue_size + cores`` jobs exist at
-any time (``self._pending``), results are consumed as they come, and each worker owns one PCM
+any time (``self._pending``: queued, in a worker, or answered and not yet collected; a new job
+waits for room), results are consumed as they come, and each worker owns one PCM
 buffer of ``--block-frames x 8`` float32 samples, allocated once before the fork.
 
 Shared memory: the buffers are created, the workers forked, then the names are unlinked at
@@ -58,7 +60,7 @@ import signal
 import sys
 import time
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from multiprocessing import shared_memory
 from typing import Any, TextIO
@@ -70,7 +72,7 @@ from kernels import FINGERPRINT_NAMES
 
 from . import store as st
 from .messages import Done, Failed, Job
-from .scan import Candidate, ScanProblem, scan
+from .scan import Candidate, ScanProblem, display, scan
 from .worker import WorkerSpec, worker_main
 
 #: Seconds a blocking put on the job queue waits before the supervisor looks at results and
@@ -108,6 +110,11 @@ class RunConfig:
     progress: bool = False
     verbose: int = 0
     follow_symlinks: bool = True
+    timeout_s: float = 30.0
+    min_speed: float = 20.0
+    #: Fault-injection seam for the tests (engine/worker.py, WorkerSpec.hook); never set by
+    #: the CLI.
+    worker_hook: Callable[[Job], object] | None = None
 
 
 @dataclass
@@ -201,10 +208,11 @@ class Supervisor:
         self._stop_signal = 0
         self._abandon = False
         self._stopping = False
+        self._timed_out: dict[int, float] = {}  # worker slot -> seconds, killed for a timeout
         self._store: st.Store | None = None
         self._bar: Any = None
         self._scanned = 0
-        self._started = time.monotonic()
+        self._t_start = time.monotonic()
         self._last_rss = 0.0
 
     # -- public ------------------------------------------------------------------------------
@@ -216,8 +224,10 @@ class Supervisor:
         kernels.warmup()  # compile (or load) every kernel BEFORE forking: workers never compile
         ctx = mp.get_context("fork")
         self._jobs = ctx.Queue(maxsize=max(1, cfg.queue_size))
-        self._results = ctx.Queue()
+        self._conns: list[Any] = [None] * cfg.cores  # each worker's own result pipe
         self._current = ctx.Array("q", [-1] * cfg.cores, lock=False)
+        self._started = ctx.Array("d", [0.0] * cfg.cores, lock=False)
+        self._budget = ctx.Array("d", [0.0] * cfg.cores, lock=False)
         self._ctx = ctx
         old_handlers = self._install_signal_handlers()
         try:
@@ -268,14 +278,24 @@ class Supervisor:
                     shm.unlink()
 
     def _spawn(self, index: int) -> Any:
+        cfg = self.config
         spec = WorkerSpec(index=index, buffer=self._buffers[index].buf,
-                          capacity=self.config.block_frames * BUFFER_CHANNELS,
-                          parent_pid=os.getpid())
+                          capacity=cfg.block_frames * BUFFER_CHANNELS, parent_pid=os.getpid(),
+                          timeout_s=cfg.timeout_s, min_speed=cfg.min_speed,
+                          hook=cfg.worker_hook)
         self._current[index] = -1
+        self._started[index] = 0.0
+        reader, writer = self._ctx.Pipe(duplex=False)
         p = self._ctx.Process(target=worker_main, name=f"engine-worker-{index}",
-                              args=(spec, self._jobs, self._results, self._current),
+                              args=(spec, self._jobs, writer, self._current, self._started,
+                                    self._budget),
                               daemon=True)
         p.start()
+        writer.close()  # the worker holds the only writing end: EOF when it dies
+        old = self._conns[index]
+        if old is not None:
+            old.close()
+        self._conns[index] = reader
         return p
 
     def _stop_workers(self) -> None:
@@ -303,23 +323,32 @@ class Supervisor:
                 p.join(timeout=JOIN_TIMEOUT_S)
         # what the workers finished before they went is still worth keeping
         self._collect(timeout=0.0)
+        for c in self._conns:
+            if c is not None:
+                c.close()
         self._jobs.close()
-        self._results.close()
-        self._jobs.join_thread()
+        self._jobs.cancel_join_thread()  # jobs nobody will take must not block the exit
 
     def _check_workers(self) -> None:
         """Handle dead workers: name pid, track and signal; retry or fail the job; respawn."""
         if self._stopping:  # workers exit on purpose now
             return
+        self._check_timeouts()
         for i, p in enumerate(self._workers):
             if p.is_alive():
                 continue
             p.join(timeout=JOIN_TIMEOUT_S)
+            self._drain_pipe(i)  # what it sent before dying counts
             track = int(self._current[i])
             cause = _signal_name(p.exitcode)
             self.stats.worker_deaths += 1
             entry = self._pending.get(track) if track >= 0 else None
-            where = f"worker {i} (pid {p.pid}) died with {cause}"
+            timed_out = self._timed_out.pop(i, None)
+            if timed_out is not None:
+                where = (f"worker {i} (pid {p.pid}) killed with {cause} after {timed_out:.1f} s,"
+                         " over its time limit (a hung decoder?)")
+            else:
+                where = f"worker {i} (pid {p.pid}) died with {cause}"
             if entry is not None:
                 where += f" on track {track} {entry.job.path}"
             self.stats.deaths.append(where)
@@ -331,12 +360,27 @@ class Supervisor:
             job = entry.job
             if job.attempt < job.max_retries:
                 self.stats.retried += 1
-                self._retry.append(Job(job.track_id, job.path, job.priority, job.attempt + 1,
-                                       job.max_retries, job.enqueued_at))
+                entry.job = Job(job.track_id, job.path, job.priority, job.attempt + 1,
+                                job.max_retries, job.enqueued_at)
+                self._retry.append(entry.job)
             else:
-                self._on_result(Failed(i, p.pid, track, job.attempt, job.path, "worker_died",
+                kind = "timeout" if timed_out is not None else "worker_died"
+                self._on_result(Failed(i, p.pid, track, job.attempt, job.path, kind,
                                        f"{job.path}: {where} (attempt {job.attempt + 1} of "
                                        f"{job.max_retries + 1}); not retried again"))
+
+    def _check_timeouts(self) -> None:
+        """Kill a worker whose track has run past its budget; its death is then handled as
+        any other, with the kind "timeout"."""
+        now = time.monotonic()
+        for i, p in enumerate(self._workers):
+            t0 = self._started[i]
+            if t0 <= 0.0 or i in self._timed_out or not p.is_alive():
+                continue
+            if now - t0 > self._budget[i]:
+                self._timed_out[i] = now - t0
+                with contextlib.suppress(OSError):
+                    p.kill()
 
     # -- feeding -----------------------------------------------------------------------------
 
@@ -398,10 +442,12 @@ class Supervisor:
             return self._job(track.track_id, c, fail is not None)
         try:
             key = st.content_key(c.path, c.size)
+        except PermissionError:
+            self._fail_unread(c, "permission", "permission denied: cannot read the file")
+            return None
         except (OSError, st.StoreError) as e:
-            self.stats.tracks += 1
-            self.stats.failed += 1
-            self._emit(c.path, None, "failed", error=("unreadable", f"{c.path}: {e}"))
+            reason = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
+            self._fail_unread(c, "unreadable", f"cannot read the file: {reason}")
             return None
         if track is None and not cfg.force:
             old = self._store.find_by_content_key(key)
@@ -418,6 +464,16 @@ class Supervisor:
         track_id = track.track_id if track is not None else self._store.new_track_id()
         self._batch.append(st.PutTrack(st.TrackRecord(track_id, c.path, c.size, c.mtime_ns, key)))
         return self._job(track_id, c, fail is not None)
+
+    def _fail_unread(self, c: Candidate, kind: str, reason: str) -> None:
+        """A file the supervisor cannot even read for its content key: a record, no job (it is
+        tried again on every run, since permissions are usually fixed by hand)."""
+        self.stats.tracks += 1
+        self.stats.failed += 1
+        message = f"{display(c.path)}: {reason}"
+        if not self.config.jsonl and not self.config.quiet:
+            self._log(message)
+        self._emit(c.path, None, "failed", error=(kind, message))
 
     def _job(self, track_id: int, c: Candidate, had_failure: bool) -> Job:
         """Register a job, first waiting until fewer than ``queue_size + cores`` are unanswered:
@@ -459,28 +515,52 @@ class Supervisor:
             elif idle_since is None:
                 idle_since = time.monotonic()
             elif time.monotonic() - idle_since > LOST_JOB_S:
-                for entry in list(self._pending.values()):
-                    self._retry.append(entry.job)
+                for track_id, entry in list(self._pending.items()):
+                    job = entry.job
+                    self._log(f"track {track_id} {job.path}: no worker holds it any more "
+                              "(a worker died between taking it and starting it)")
+                    if job.attempt < job.max_retries:
+                        entry.job = Job(job.track_id, job.path, job.priority, job.attempt + 1,
+                                        job.max_retries, 0.0)
+                        self._retry.append(entry.job)
+                    else:
+                        self._on_result(Failed(-1, 0, track_id, job.attempt, job.path,
+                                               "worker_died", f"{job.path}: lost with its "
+                                               "worker, not retried again"))
                 idle_since = None
 
     def _collect(self, *, timeout: float) -> int:
-        """Take every result available within ``timeout``; returns how many."""
-        n = 0
-        # the queue's own pipe end: waitable together with the worker sentinels
-        reader = self._results._reader  # type: ignore[attr-defined]
+        """Take every result available within ``timeout`` from the workers' pipes; handle a
+        worker death seen on its sentinel. Returns how many results were taken."""
+        conns = [c for c in self._conns if c is not None]
         sentinels = [p.sentinel for p in self._workers]
-        ready = mp.connection.wait([reader, *sentinels], timeout=timeout)
+        ready = mp.connection.wait([*conns, *sentinels], timeout=timeout)
         if not ready:
             return 0
-        while True:
+        n = 0
+        for i, c in enumerate(self._conns):
+            if c is not None and c in ready:
+                n += self._drain_pipe(i)
+        if any(s in ready for s in sentinels):
+            self._check_workers()
+        return n
+
+    def _drain_pipe(self, index: int) -> int:
+        """Every complete message waiting in worker ``index``'s pipe."""
+        c = self._conns[index]
+        n = 0
+        while c is not None:
             try:
-                msg = self._results.get(timeout=0.05 if reader in ready and n == 0 else 0.0)
-            except (queue.Empty, EOFError, OSError):
+                if not c.poll():
+                    break
+                msg = c.recv()
+            except (EOFError, OSError):  # the worker is gone; its sentinel tells the rest
+                break
+            except Exception as e:  # a message cut short by a dying worker
+                self._log(f"worker {index}: unreadable message dropped ({e})")
                 break
             self._on_result(msg)
             n += 1
-        if any(s in ready for s in sentinels):
-            self._check_workers()
         return n
 
     def _on_result(self, msg: Done | Failed) -> None:
@@ -606,7 +686,7 @@ class Supervisor:
             self._last_rss = now
             rss = _rss_mb(self._workers)
             self.stats.peak_rss_mb = max(self.stats.peak_rss_mb, rss)
-            elapsed = max(1e-9, now - self._started)
+            elapsed = max(1e-9, now - self._t_start)
             bar.set_postfix_str(f"{self.stats.audio_s / elapsed:.0f}x rt, "
                                 f"failed {self.stats.failed}, queue {self._jobs.qsize()}/"
                                 f"{self.config.queue_size}, RSS {rss:.0f} MB", refresh=False)

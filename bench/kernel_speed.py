@@ -1,0 +1,1305 @@
+#!/usr/bin/env python
+"""Benchmark the streaming fingerprint kernels against the cost of decoding alone.
+
+For every audio file of a folder (recursive), or of a synthetic corpus, this measures on ONE core:
+
+- decode-only: ``soundfile.SoundFile(path).read(out=block)`` into one preallocated float32 buffer
+  of ``--block-frames`` frames, nothing else;
+- end to end: ``kernels.fingerprint_file(path, block_frames=...)``;
+- per stage: ``kernels.Analyzer(sr, channels, profile=True)`` fed the decoded blocks, then
+  ``finish()`` and ``analyzer.stage_seconds``;
+
+and reports medians over ``--repeats``, per track, per format (file extension) and overall: the
+ratio of end-to-end to decode-only throughput (``decode_s / e2e_s``, the project's goal is
+>= 0.45), and the x-realtime of both. In fresh subprocesses it also measures the start-up cost
+(interpreter start to the first fingerprint of a 10 s file, with the JIT cache present and, with
+``--cold``, empty) and the memory the analyzer adds while it fingerprints a long synthetic track
+generated block by block.
+
+Usage::
+
+    .venv/bin/python bench/kernel_speed.py --synthetic 3 --seconds 240 -o bench/results/x.json
+    .venv/bin/python bench/kernel_speed.py /work/corpus-small --repeats 3 -o out.json
+    .venv/bin/python bench/kernel_speed.py /work/corpus-small --to-flac /work/corpus-small-flac
+
+bench/README.md explains each figure.
+"""
+
+from __future__ import annotations
+
+import os
+
+# One core, one thread. The engine runs one analyzer process per core, so the figure that matters
+# is what a single thread achieves; a BLAS/OpenMP/Numba/FFTW thread pool would borrow the other
+# core, inflate the result and make it depend on the machine's load. These must be set before
+# numpy, numba or pyfftw is first imported (their pools read them once, at import), and they are
+# inherited by the subprocesses below.
+SINGLE_THREAD_ENV: dict[str, str] = {
+    "NUMBA_NUM_THREADS": "1",
+    "OMP_NUM_THREADS": "1",
+    "OPENBLAS_NUM_THREADS": "1",
+    "MKL_NUM_THREADS": "1",
+    "PYFFTW_NUM_THREADS": "1",
+}
+os.environ.update(SINGLE_THREAD_ENV)
+
+import argparse  # noqa: E402
+import datetime  # noqa: E402
+import gc  # noqa: E402
+import hashlib  # noqa: E402
+import json  # noqa: E402
+import math  # noqa: E402
+import platform  # noqa: E402
+import resource  # noqa: E402
+import statistics  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import tempfile  # noqa: E402
+import threading  # noqa: E402
+import time  # noqa: E402
+from collections.abc import Iterator  # noqa: E402
+from pathlib import Path  # noqa: E402
+from typing import Any  # noqa: E402
+
+import numpy as np  # noqa: E402
+import psutil  # noqa: E402
+import soundfile as sf  # noqa: E402
+
+#: File extensions taken as audio when a folder is scanned.
+AUDIO_EXTENSIONS = frozenset(
+    {".flac", ".ogg", ".oga", ".opus", ".mp3", ".wav", ".aif", ".aiff", ".w64", ".caf"}
+)
+
+#: Bars per section of the synthetic music, the gain of each of the 4 sections of a cycle, and
+#: which section of the cycle is a breakdown (no kick or snare).
+SECTION_BARS = 8
+SECTION_GAINS = (0.55, 1.0, 0.75, 0.9)
+BREAKDOWN_SECTION = 2
+
+MB = 1024.0 * 1024.0
+
+
+# --------------------------------------------------------------------------------------------
+# Synthetic music
+# --------------------------------------------------------------------------------------------
+
+
+def _bar_library(*, sample_rate: int, seed: int) -> tuple[list[tuple[np.ndarray, np.ndarray]], int]:
+    """Render the bars a synthetic track is assembled from.
+
+    A track is a loop of four chords (I V vi IV) in a random key at a random tempo (84-156 BPM):
+    kick on every beat, snare on beats 2 and 4, high-passed noise hats on eighths, a bass line,
+    a three-voice pad with harmonics, and a plucked melody with vibrato, spread in stereo.
+
+    Parameters
+    ----------
+    sample_rate : int
+        Sample rate in Hz.
+    seed : int
+        Picks tempo, key, melody and noise; the same seed gives the same samples.
+
+    Returns
+    -------
+    bars : list of (ndarray, ndarray)
+        For each of the 4 chords, the full bar and the breakdown bar, float32 (bar_len, 2).
+    bar_len : int
+        Frames per bar.
+    """
+    rng = np.random.default_rng(seed)
+    bpm = float(rng.uniform(84.0, 156.0))
+    bar_len = round(4 * 60.0 / bpm * sample_rate)
+    beat_len = bar_len / 4.0
+    root = 55.0 * 2.0 ** (int(rng.integers(0, 12)) / 12.0)
+    idx = np.arange(bar_len, dtype=np.float64)
+    t = idx / sample_rate
+    beat_idx = np.minimum((idx / beat_len).astype(np.int64), 3)
+    ph = t - beat_idx * beat_len / sample_rate  # seconds since the beat
+    half_idx = (idx / (beat_len / 2.0)).astype(np.int64)
+    hph = t - half_idx * (beat_len / 2.0) / sample_rate  # seconds since the eighth
+    beat_s = beat_len / sample_rate
+    bar_s = bar_len / sample_rate
+    attack = 1.0 - np.exp(-ph / 0.004)
+    release = np.clip((beat_s - ph) / 0.01, 0.0, 1.0)
+    two_pi = 2.0 * np.pi
+
+    kick = np.sin(two_pi * (50.0 * ph + 3.0 * (1.0 - np.exp(-ph / 0.03)))) * np.exp(-ph / 0.16)
+    snare_on = (beat_idx % 2 == 1).astype(np.float64)
+    snare = snare_on * (
+        0.6 * rng.standard_normal(bar_len) * np.exp(-ph / 0.08)
+        + 0.4 * np.sin(two_pi * 190.0 * ph) * np.exp(-ph / 0.05)
+    )
+    hats = np.diff(rng.standard_normal(bar_len + 1)) * np.exp(-hph / 0.02)
+    drums = np.stack([0.9 * kick + 0.45 * snare + 0.05 * hats,
+                      0.9 * kick + 0.40 * snare + 0.09 * hats], axis=1)
+    hats_only = np.stack([0.05 * hats, 0.09 * hats], axis=1)
+
+    bar_env = (1.0 - np.exp(-t / 0.05)) * np.clip((bar_s - t) / 0.02, 0.0, 1.0)
+    bar_env *= 0.8 + 0.2 * np.cos(two_pi * t / bar_s)
+    vibrato = (0.006 / 5.5) * (1.0 - np.cos(two_pi * 5.5 * t))  # phase of a 5.5 Hz, 0.6 % vibrato
+    scale = np.array([0, 2, 4, 5, 7, 9, 11, 12])
+    bars: list[tuple[np.ndarray, np.ndarray]] = []
+    raw: list[tuple[np.ndarray, np.ndarray]] = []
+    for chord_root, third in ((0, 4), (7, 4), (9, 3), (5, 4)):
+        f_bass = root * 2.0 ** (chord_root / 12.0)
+        bass = sum(np.sin(two_pi * h * f_bass * t) / h for h in (1, 2, 3, 4))
+        bass = bass * (0.35 + 0.65 * np.exp(-ph / 0.2)) * attack * release
+        pad = np.zeros((bar_len, 2))
+        for voice, interval in enumerate((0, third, 7)):
+            f = 4.0 * root * 2.0 ** ((chord_root + interval) / 12.0)
+            tone = sum(np.sin(two_pi * h * f * t + voice) / h**1.5 for h in (1, 2, 3, 4))
+            pan = (0.3, 0.5, 0.7)[voice]
+            pad[:, 0] += (1.0 - pan) * tone
+            pad[:, 1] += pan * tone
+        pad *= 0.18 * bar_env[:, None]
+        notes = scale[rng.integers(0, len(scale), 4)]
+        f_mel = 8.0 * root * 2.0 ** ((chord_root + notes[beat_idx]) / 12.0)
+        mel_phase = two_pi * f_mel * (t + vibrato)
+        mel = sum(np.sin(h * mel_phase) / h**2 for h in (1, 2, 3))
+        mel = mel * attack * np.exp(-ph / 0.35) * release * 0.3
+        tonal = pad + np.stack([0.5 * bass + 0.4 * mel, 0.5 * bass + 0.6 * mel], axis=1)
+        raw.append((tonal + drums, tonal + hats_only))
+    peak = max(float(np.max(np.abs(b))) for pair in raw for b in pair)
+    for full, breakdown in raw:
+        bars.append(((full * (0.89 / peak)).astype(np.float32),
+                     (breakdown * (0.89 / peak)).astype(np.float32)))
+    return bars, bar_len
+
+
+def music_blocks(
+    *, seconds: float, sample_rate: int = 44100, channels: int = 2, block_frames: int = 65536,
+    seed: int = 0,
+) -> Iterator[np.ndarray]:
+    """Yield a synthetic music-like track block by block, never holding it whole.
+
+    Sections of 8 bars cycle through 4 gains (quiet, loud, breakdown without drums, medium) so
+    loudness, dynamics and rhythm vary over the track; the last second fades out. Memory is a few
+    rendered bars plus one block, whatever the length.
+
+    Parameters
+    ----------
+    seconds : float
+        Track length in seconds (at least one frame is produced).
+    sample_rate : int
+        Sample rate in Hz.
+    channels : int
+        1 (mean of the stereo mix) or 2.
+    block_frames : int
+        Frames per yielded block (the last block may be shorter).
+    seed : int
+        Chooses tempo, key, melody and noise.
+
+    Yields
+    ------
+    ndarray
+        float32 C-contiguous (frames, channels). The buffer is reused: consume it (or copy it)
+        before asking for the next block.
+    """
+    if channels not in (1, 2):
+        raise ValueError(f"channels must be 1 or 2 for synthetic music, got {channels}")
+    bars, bar_len = _bar_library(sample_rate=sample_rate, seed=seed)
+    total = max(1, round(seconds * sample_rate))
+    fade_start = max(0, total - sample_rate)
+    # the fade-out gains, computed once: no allocation while blocks are produced
+    fade = ((total - np.arange(fade_start, total)) / float(total - fade_start)).astype(np.float32)
+    stereo = np.empty((block_frames, 2), dtype=np.float32)
+    mono = np.empty((block_frames, 1), dtype=np.float32)
+    pos = 0
+    while pos < total:
+        n = min(block_frames, total - pos)
+        filled = 0
+        while filled < n:
+            bar, off = divmod(pos + filled, bar_len)
+            take = min(bar_len - off, n - filled)
+            section = (bar // SECTION_BARS) % len(SECTION_GAINS)
+            source = bars[bar % len(bars)][1 if section == BREAKDOWN_SECTION else 0]
+            np.multiply(source[off:off + take], np.float32(SECTION_GAINS[section]),
+                        out=stereo[filled:filled + take])
+            filled += take
+        if pos + n > fade_start:
+            first = max(fade_start, pos)
+            stereo[first - pos:n] *= fade[first - fade_start:pos + n - fade_start, None]
+        if channels == 2:
+            yield stereo[:n]
+        else:
+            np.mean(stereo[:n], axis=1, keepdims=True, out=mono[:n])
+            yield mono[:n]
+        pos += n
+
+
+def to_pcm16(block: np.ndarray) -> np.ndarray:
+    """Quantise float samples to int16 (x * 32768, rounded, clipped), as a FLAC file stores them.
+
+    Parameters
+    ----------
+    block : ndarray
+        Float samples, nominal range [-1, 1).
+
+    Returns
+    -------
+    ndarray
+        int16 array of the same shape.
+    """
+    return np.clip(np.rint(block * 32768.0), -32768, 32767).astype(np.int16)
+
+
+def write_synthetic_corpus(
+    *, directory: Path, count: int, seconds: float, sample_rate: int, block_frames: int,
+) -> list[Path]:
+    """Write ``count`` synthetic tracks as 16-bit stereo FLAC files.
+
+    Parameters
+    ----------
+    directory : Path
+        Existing folder to write into.
+    count : int
+        Number of tracks; track ``i`` uses seed ``i``.
+    seconds : float
+        Length of each track.
+    sample_rate : int
+        Sample rate in Hz.
+    block_frames : int
+        Frames generated and written at a time.
+
+    Returns
+    -------
+    list of Path
+        The files written, in order.
+    """
+    paths = []
+    for i in range(count):
+        path = directory / f"synthetic-{i:03d}.flac"
+        with sf.SoundFile(path, "w", samplerate=sample_rate, channels=2, format="FLAC",
+                          subtype="PCM_16") as out:
+            for block in music_blocks(seconds=seconds, sample_rate=sample_rate, channels=2,
+                                      block_frames=block_frames, seed=i):
+                out.write(to_pcm16(block))
+        paths.append(path)
+    return paths
+
+
+# --------------------------------------------------------------------------------------------
+# Corpus helpers
+# --------------------------------------------------------------------------------------------
+
+
+def find_audio(*, root: Path) -> list[Path]:
+    """List the audio files under a folder, recursively, sorted.
+
+    Parameters
+    ----------
+    root : Path
+        Folder to scan.
+
+    Returns
+    -------
+    list of Path
+        Files whose extension is in ``AUDIO_EXTENSIONS``.
+    """
+    return sorted(
+        p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in AUDIO_EXTENSIONS
+    )
+
+
+def convert_to_flac(*, source: Path, dest: Path, block_frames: int, log: bool) -> dict[str, Any]:
+    """Decode every audio file under ``source`` and write it as 16-bit FLAC under ``dest``.
+
+    Relative names are kept, with the extension replaced by ``.flac``. Samples are quantised by
+    :func:`to_pcm16` (decoded lossy audio may exceed full scale: those samples are clipped and
+    counted). ``dest/manifest.tsv`` gets the columns of the shared corpus script's manifest plus
+    ``source`` and ``clipped``.
+
+    Parameters
+    ----------
+    source : Path
+        Corpus folder (e.g. built by ``shared/corpus/make_corpus.sh``).
+    dest : Path
+        Output folder; created if missing. Existing files of the same name are overwritten.
+    block_frames : int
+        Frames decoded and written at a time.
+    log : bool
+        Print one line per file on stderr.
+
+    Returns
+    -------
+    dict
+        Totals: files, seconds, bytes, clipped samples.
+    """
+    files = find_audio(root=source)
+    if not files:
+        raise SystemExit(f"--to-flac: no audio files under {source}")
+    dest.mkdir(parents=True, exist_ok=True)
+    rows = []
+    seen: dict[Path, Path] = {}
+    for src in files:
+        rel = src.relative_to(source).with_suffix(".flac")
+        if rel in seen:
+            raise SystemExit(f"--to-flac: {src} and {seen[rel]} would both be written as {rel}")
+        seen[rel] = src
+        out_path = dest / rel
+        out_path.parent.mkdir(parents=True, exist_ok=True)
+        clipped = 0
+        frames = 0
+        with sf.SoundFile(src) as f:
+            buf = np.empty((block_frames, f.channels), dtype=np.float32)
+            with sf.SoundFile(out_path, "w", samplerate=f.samplerate, channels=f.channels,
+                              format="FLAC", subtype="PCM_16") as out:
+                while True:
+                    got = f.read(out=buf)
+                    if len(got):
+                        clipped += int(np.count_nonzero((got >= 1.0) | (got < -1.0)))
+                        out.write(to_pcm16(got))
+                        frames += len(got)
+                    if len(got) < block_frames:
+                        break
+            sr, ch = f.samplerate, f.channels
+        size = out_path.stat().st_size
+        rows.append((rel.as_posix(), "flac", sr, ch, frames / sr, size,
+                     rel.parts[0] if len(rel.parts) > 1 else "", src.relative_to(source).as_posix(),
+                     clipped))
+        if log:
+            print(f"  {rel}  {frames / sr:7.1f} s  {size / 1e6:6.1f} MB  clipped {clipped}",
+                  file=sys.stderr)
+    with open(dest / "manifest.tsv", "w") as m:
+        m.write("file\tformat\tsamplerate\tchannels\tseconds\tbytes\tpackage\tsource\tclipped\n")
+        for r in rows:
+            m.write("{}\t{}\t{}\t{}\t{:.3f}\t{}\t{}\t{}\t{}\n".format(*r))
+    totals = {"files": len(rows), "seconds": sum(r[4] for r in rows),
+              "bytes": sum(r[5] for r in rows), "clipped_samples": sum(r[8] for r in rows)}
+    print(f"# wrote {totals['files']} FLAC files, {totals['seconds'] / 60:.1f} min, "
+          f"{totals['bytes'] / 1e6:.1f} MB, {totals['clipped_samples']} clipped samples "
+          f"to {dest}", file=sys.stderr)
+    return totals
+
+
+# --------------------------------------------------------------------------------------------
+# The three measurements of one file
+# --------------------------------------------------------------------------------------------
+
+
+def decode_only(*, path: Path, buffer: np.ndarray) -> tuple[float, int]:
+    """Time decoding one file into a preallocated float32 buffer and nothing else.
+
+    Parameters
+    ----------
+    path : Path
+        Audio file.
+    buffer : ndarray
+        float32 (block_frames, channels) buffer matching the file's channel count.
+
+    Returns
+    -------
+    seconds : float
+        Wall time, opening the file included.
+    frames : int
+        Frames decoded.
+    """
+    block = len(buffer)
+    frames = 0
+    t0 = time.perf_counter()
+    with sf.SoundFile(path) as f:
+        while True:
+            got = f.read(out=buffer)
+            frames += len(got)
+            if len(got) < block:
+                break
+    return time.perf_counter() - t0, frames
+
+
+def end_to_end(*, kernels: Any, path: Path, block_frames: int) -> tuple[float, np.ndarray]:
+    """Time ``kernels.fingerprint_file`` on one file.
+
+    Parameters
+    ----------
+    kernels : module
+        The imported ``kernels`` package.
+    path : Path
+        Audio file.
+    block_frames : int
+        Passed to ``fingerprint_file``.
+
+    Returns
+    -------
+    seconds : float
+        Wall time.
+    values : ndarray
+        The fingerprint as float64[25].
+    """
+    t0 = time.perf_counter()
+    fp = kernels.fingerprint_file(path, block_frames=block_frames)
+    seconds = time.perf_counter() - t0
+    return seconds, np.asarray(fp.as_array(), dtype=np.float64)
+
+
+def profiled(*, kernels: Any, path: Path, buffer: np.ndarray) -> tuple[dict[str, Any], np.ndarray]:
+    """Decode one file and feed a profiling ``kernels.Analyzer``; split the time.
+
+    Parameters
+    ----------
+    kernels : module
+        The imported ``kernels`` package.
+    path : Path
+        Audio file.
+    buffer : ndarray
+        float32 (block_frames, channels) decode buffer.
+
+    Returns
+    -------
+    times : dict
+        ``wall_s`` (all of it), ``decode_s`` (inside ``read``), ``setup_s`` (constructing the
+        analyzer), ``feed_s`` (inside ``feed``), ``finish_s`` (inside ``finish``) and ``stages``
+        (a copy of ``analyzer.stage_seconds``).
+    values : ndarray
+        The fingerprint as float64[25].
+    """
+    block = len(buffer)
+    decode = feed = 0.0
+    t_start = time.perf_counter()
+    with sf.SoundFile(path) as f:
+        t0 = time.perf_counter()
+        analyzer = kernels.Analyzer(f.samplerate, f.channels, profile=True)
+        setup = time.perf_counter() - t0
+        while True:
+            t0 = time.perf_counter()
+            got = f.read(out=buffer)
+            t1 = time.perf_counter()
+            decode += t1 - t0
+            if len(got):
+                analyzer.feed(got)
+                feed += time.perf_counter() - t1
+            if len(got) < block:
+                break
+    t0 = time.perf_counter()
+    fp = analyzer.finish()
+    t1 = time.perf_counter()
+    times = {
+        "wall_s": t1 - t_start,
+        "decode_s": decode,
+        "setup_s": setup,
+        "feed_s": feed,
+        "finish_s": t1 - t0,
+        "stages": {str(k): float(v) for k, v in dict(analyzer.stage_seconds).items()},
+    }
+    return times, np.asarray(fp.as_array(), dtype=np.float64)
+
+
+# --------------------------------------------------------------------------------------------
+# Corpus measurement
+# --------------------------------------------------------------------------------------------
+
+
+def _median(values: list[float]) -> float:
+    return float(statistics.median(values)) if values else 0.0
+
+
+def _format_of(path: Path) -> str:
+    return path.suffix.lower().lstrip(".") or "?"
+
+
+def _prime(*, kernels: Any, configs: set[tuple[int, int]], block_frames: int) -> float:
+    """Untimed: one short analysis per (rate, channels), so FFT plans exist before timing."""
+    t0 = time.perf_counter()
+    for sr, ch in sorted(configs):
+        analyzer = kernels.Analyzer(sr, ch)
+        if ch in (1, 2):
+            for block in music_blocks(seconds=3.0, sample_rate=sr, channels=ch,
+                                      block_frames=block_frames):
+                analyzer.feed(block)
+        else:
+            rng = np.random.default_rng(0)
+            analyzer.feed((0.1 * rng.standard_normal((3 * sr, ch))).astype(np.float32))
+        analyzer.finish()
+    return time.perf_counter() - t0
+
+
+def measure_corpus(
+    *, kernels: Any, files: list[Path], root: Path, repeats: int, block_frames: int, log: bool,
+) -> dict[str, Any]:
+    """Measure decode-only, end-to-end and per-stage time of every file, ``repeats`` times.
+
+    Within a repeat each file is measured three ways back to back (decode-only and end-to-end
+    swap order on odd repeats, so neither always runs with the other's data in the caches), then
+    the profiled pass. Files are read once beforehand so the page cache holds them.
+
+    Parameters
+    ----------
+    kernels : module
+        The imported ``kernels`` package (``warmup()`` already called).
+    files : list of Path
+        Audio files.
+    root : Path
+        Folder the reported names are relative to.
+    repeats : int
+        Number of repeats; medians are reported.
+    block_frames : int
+        Frames per decoded block.
+    log : bool
+        Print progress on stderr.
+
+    Returns
+    -------
+    dict
+        ``tracks`` (per-file rows), ``formats`` and ``overall`` aggregates, ``stages`` and
+        ``priming_s``.
+    """
+    infos: list[dict[str, Any]] = []
+    for path in files:
+        row: dict[str, Any] = {"file": path.relative_to(root).as_posix(),
+                               "format": _format_of(path), "bytes": path.stat().st_size}
+        try:
+            info = sf.info(str(path))
+            row.update(samplerate=info.samplerate, channels=info.channels, subtype=info.subtype,
+                       container=info.format)
+            path.read_bytes()  # warm the page cache
+        except Exception as exc:  # soundfile raises LibsndfileError / RuntimeError / OSError
+            row["error"] = f"{type(exc).__name__}: {exc}"
+        infos.append(row)
+    ok = [(p, r) for p, r in zip(files, infos, strict=True) if "error" not in r]
+    buffers = {ch: np.empty((block_frames, ch), dtype=np.float32)
+               for ch in {r["channels"] for _, r in ok}}
+    priming_s = _prime(kernels=kernels, configs={(r["samplerate"], r["channels"]) for _, r in ok},
+                       block_frames=block_frames)
+
+    runs: dict[str, dict[str, list[Any]]] = {
+        r["file"]: {"decode": [], "e2e": [], "profile": [], "fp": []} for _, r in ok
+    }
+    block = block_frames
+    repeat_load = []
+    for rep in range(repeats):
+        t_rep = time.perf_counter()
+        cpu0 = _cpu_snapshot()
+        for path, row in ok:
+            if "error" in row:
+                continue
+            run = runs[row["file"]]
+            buf = buffers[row["channels"]]
+            try:
+                if rep % 2 == 0:
+                    dec_s, frames = decode_only(path=path, buffer=buf)
+                    e2e_s, values = end_to_end(kernels=kernels, path=path, block_frames=block)
+                else:
+                    e2e_s, values = end_to_end(kernels=kernels, path=path, block_frames=block)
+                    dec_s, frames = decode_only(path=path, buffer=buf)
+                prof, prof_values = profiled(kernels=kernels, path=path, buffer=buf)
+            except Exception as exc:
+                row["error"] = f"{type(exc).__name__}: {exc}"
+                print(f"  ERROR {row['file']}: {row['error']}", file=sys.stderr)
+                continue
+            row["frames"] = frames
+            run["decode"].append(dec_s)
+            run["e2e"].append(e2e_s)
+            run["profile"].append(prof)
+            run["fp"].append((values, prof_values))
+        load = _other_cpu(start=cpu0, end=_cpu_snapshot(), wall_s=time.perf_counter() - t_rep)
+        repeat_load.append(load)
+        if log:
+            print(f"  repeat {rep + 1}/{repeats}: {load['wall_s']:.1f} s, other processes "
+                  f"{load['other_cpu_share_of_wall']:.0%} of a core", file=sys.stderr)
+
+    tracks: list[dict[str, Any]] = []
+    for row in infos:
+        run = runs.get(row["file"])
+        if "error" in row or run is None or not run["decode"]:
+            tracks.append(row)
+            continue
+        seconds = row["frames"] / row["samplerate"]
+        dec = _median(run["decode"])
+        e2e = _median(run["e2e"])
+        profs = run["profile"]
+        stage_names = sorted({k for p in profs for k in p["stages"]})
+        first = run["fp"][0][0]
+        same_every_run = all(np.array_equal(a, first) and np.array_equal(b, first)
+                             for a, b in run["fp"])
+        row.update(
+            seconds=seconds,
+            decode_s=dec,
+            e2e_s=e2e,
+            ratio=dec / e2e if e2e > 0 else None,
+            decode_xrt=seconds / dec if dec > 0 else None,
+            e2e_xrt=seconds / e2e if e2e > 0 else None,
+            decode_runs_s=run["decode"],
+            e2e_runs_s=run["e2e"],
+            profile={
+                **{k: _median([p[k] for p in profs])
+                   for k in ("wall_s", "decode_s", "setup_s", "feed_s", "finish_s")},
+                "stages": {k: _median([p["stages"].get(k, 0.0) for p in profs])
+                           for k in stage_names},
+            },
+            fingerprint=[float(v) for v in first],
+            fingerprint_finite=bool(np.all(np.isfinite(first))),
+            fingerprint_identical_across_runs=same_every_run,
+        )
+        tracks.append(row)
+        if log:
+            print(f"  {row['file'][:60]:60s} {seconds:7.1f} s  decode {dec:6.3f}  e2e {e2e:6.3f}"
+                  f"  ratio {row['ratio']:.3f}", file=sys.stderr)
+
+    measured = [t for t in tracks if "e2e_s" in t]
+    formats = {fmt: _aggregate(rows=[t for t in measured if t["format"] == fmt], runs=runs)
+               for fmt in sorted({t["format"] for t in measured})}
+    return {
+        "tracks": tracks,
+        "formats": formats,
+        "overall": _aggregate(rows=measured, runs=runs),
+        "priming_s": priming_s,
+        "repeats_interference": repeat_load,
+        "errors": [{"file": t["file"], "error": t["error"]} for t in tracks if "error" in t],
+    }
+
+
+def _aggregate(
+    *, rows: list[dict[str, Any]], runs: dict[str, dict[str, list[Any]]]
+) -> dict[str, Any]:
+    """Sum per-track medians of a group of tracks into throughput figures and a stage table."""
+    if not rows:
+        return {"files": 0}
+    audio = sum(t["seconds"] for t in rows)
+    dec = sum(t["decode_s"] for t in rows)
+    e2e = sum(t["e2e_s"] for t in rows)
+    n_rep = min(len(runs[t["file"]]["decode"]) for t in rows)
+    per_repeat = [
+        {"decode_s": sum(runs[t["file"]]["decode"][i] for t in rows),
+         "e2e_s": sum(runs[t["file"]]["e2e"][i] for t in rows)}
+        for i in range(n_rep)
+    ]
+    for r in per_repeat:
+        r["ratio"] = r["decode_s"] / r["e2e_s"] if r["e2e_s"] > 0 else None
+    ratios = [t["ratio"] for t in rows if t["ratio"] is not None]
+    prof_keys = ("wall_s", "decode_s", "setup_s", "feed_s", "finish_s")
+    prof = {k: sum(t["profile"][k] for t in rows) for k in prof_keys}
+    stage_names = sorted({k for t in rows for k in t["profile"]["stages"]})
+    stage_sum = {k: sum(t["profile"]["stages"].get(k, 0.0) for t in rows) for k in stage_names}
+    stage_total = sum(stage_sum.values())
+    analysis = prof["setup_s"] + prof["feed_s"] + prof["finish_s"]
+    return {
+        "files": len(rows),
+        "audio_s": audio,
+        "bytes": sum(t["bytes"] for t in rows),
+        "decode_s": dec,
+        "e2e_s": e2e,
+        "ratio": dec / e2e if e2e > 0 else None,
+        "decode_xrt": audio / dec if dec > 0 else None,
+        "e2e_xrt": audio / e2e if e2e > 0 else None,
+        "analysis_added_s": e2e - dec,
+        "track_ratio": {"median": _median(ratios), "min": min(ratios), "max": max(ratios)},
+        "per_repeat": per_repeat,
+        "profile": {
+            **prof,
+            "analysis_s": analysis,
+            "stage_sum_s": stage_total,
+            "unattributed_s": analysis - stage_total,
+            "stages": {k: {"s": v, "share_of_analysis": v / analysis if analysis > 0 else None,
+                           "per_audio_hour_s": v / audio * 3600.0 if audio > 0 else None}
+                       for k, v in sorted(stage_sum.items(), key=lambda kv: -kv[1])},
+        },
+    }
+
+
+# --------------------------------------------------------------------------------------------
+# Start-up time and memory, in fresh subprocesses
+# --------------------------------------------------------------------------------------------
+
+#: Code of the start-up child: wall-clock stamps after interpreter start, import, warmup, the
+#: first fingerprint and a second one (the steady-state cost of the same 10 s file).
+START_CODE = """\
+import time
+t0 = time.time()
+import json, sys
+import numpy as np
+import kernels
+t1 = time.time()
+kernels.warmup()
+t2 = time.time()
+v = kernels.fingerprint_file(sys.argv[1]).as_array()
+t3 = time.time()
+kernels.fingerprint_file(sys.argv[1])
+t4 = time.time()
+print(json.dumps({"t0": t0, "t1": t1, "t2": t2, "t3": t3, "t4": t4,
+                  "finite": bool(np.all(np.isfinite(v)))}))
+"""
+
+
+def _child_env(*, kernels: Any, extra: dict[str, str] | None = None) -> dict[str, str]:
+    """Environment for a child: ours, single-threaded, with the measured kernels package first."""
+    env = dict(os.environ)
+    env.update(SINGLE_THREAD_ENV)
+    kernels_root = str(Path(kernels.__file__).resolve().parent.parent)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (kernels_root, env.get("PYTHONPATH")) if p)
+    env.update(extra or {})
+    return env
+
+
+def _run_child(*, argv: list[str], env: dict[str, str], cwd: str) -> tuple[float, dict[str, Any]]:
+    launch = time.time()
+    proc = subprocess.run(argv, env=env, cwd=cwd, capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        raise RuntimeError(f"child {argv[1:3]} failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
+    return launch, json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def start_time(*, kernels: Any, repeats: int, cold: bool, workdir: Path) -> dict[str, Any]:
+    """Time a fresh interpreter from launch to its first fingerprint of a 10 s file.
+
+    Warm: a priming run fills the JIT cache first, then ``repeats`` timed runs. Cold (when
+    asked): every run gets an empty ``NUMBA_CACHE_DIR`` and ``XDG_CACHE_HOME`` (fresh temp
+    dirs), so all JIT kernels compile and any cache kept under the user cache dir is missing.
+
+    Parameters
+    ----------
+    kernels : module
+        The imported ``kernels`` package (children import the same one).
+    repeats : int
+        Timed runs per mode; medians are reported.
+    cold : bool
+        Also measure with empty caches.
+    workdir : Path
+        Scratch folder for the 10 s file and the empty caches.
+
+    Returns
+    -------
+    dict
+        ``warm`` and (with ``cold``) ``cold``: medians and every run of ``interpreter_s``
+        (launch to the first line of the child), ``import_s``, ``warmup_s``,
+        ``import_warmup_s``, ``first_fingerprint_s``, ``second_fingerprint_s`` and
+        ``launch_to_first_fingerprint_s``.
+    """
+    sample = workdir / "start-10s.flac"
+    with sf.SoundFile(sample, "w", samplerate=44100, channels=2, format="FLAC",
+                      subtype="PCM_16") as out:
+        for block in music_blocks(seconds=10.0, sample_rate=44100, channels=2, seed=7):
+            out.write(to_pcm16(block))
+    argv = [sys.executable, "-c", START_CODE, str(sample)]
+
+    def one(env: dict[str, str]) -> dict[str, float]:
+        launch, s = _run_child(argv=argv, env=env, cwd=str(workdir))
+        if not s["finite"]:
+            print("  WARNING: start-up child produced a non-finite fingerprint", file=sys.stderr)
+        return {
+            "interpreter_s": s["t0"] - launch,
+            "import_s": s["t1"] - s["t0"],
+            "warmup_s": s["t2"] - s["t1"],
+            "import_warmup_s": s["t2"] - s["t0"],
+            "first_fingerprint_s": s["t3"] - s["t2"],
+            "second_fingerprint_s": s["t4"] - s["t3"],
+            "launch_to_first_fingerprint_s": s["t3"] - launch,
+        }
+
+    def summary(runs: list[dict[str, float]]) -> dict[str, Any]:
+        return {**{k: _median([r[k] for r in runs]) for k in runs[0]}, "runs": runs}
+
+    result: dict[str, Any] = {"file_seconds": 10.0}
+    env = _child_env(kernels=kernels)
+    priming = one(env)
+    result["warm"] = {**summary([one(env) for _ in range(repeats)]), "priming_run": priming}
+    if cold:
+        runs = []
+        for i in range(repeats):
+            cache = workdir / f"cold-{i}"
+            (cache / "numba").mkdir(parents=True)
+            (cache / "xdg").mkdir()
+            runs.append(one(_child_env(kernels=kernels, extra={
+                "NUMBA_CACHE_DIR": str(cache / "numba"), "XDG_CACHE_HOME": str(cache / "xdg")})))
+        result["cold"] = {**summary(runs), "emptied": ["NUMBA_CACHE_DIR", "XDG_CACHE_HOME"]}
+    return result
+
+
+def memory_child(*, seconds: float, block_frames: int) -> dict[str, Any]:
+    """Run in a fresh process: RSS after import+warmup vs the peak while fingerprinting.
+
+    A synthetic 44.1 kHz stereo track of ``seconds`` is generated block by block and fed to
+    ``kernels.Analyzer`` (no decoding); RSS is sampled after every ``feed`` and by a thread
+    every 5 ms, and ``ru_maxrss`` is read before and after.
+
+    Parameters
+    ----------
+    seconds : float
+        Length of the synthetic track.
+    block_frames : int
+        Frames per fed block.
+
+    Returns
+    -------
+    dict
+        MB figures (``baseline_rss_mb``, ``peak_rss_mb``, ``added_mb``, ...), RSS at each tenth
+        of the track (``checkpoints``), and the analysis-only x-realtime of the run.
+    """
+    proc = psutil.Process()
+    t0 = time.perf_counter()
+    import kernels
+
+    kernels.warmup()
+    import_warmup_s = time.perf_counter() - t0
+    rss_after_warmup = proc.memory_info().rss
+    sr, ch = 44100, 2
+    blocks = music_blocks(seconds=seconds, sample_rate=sr, channels=ch, block_frames=block_frames,
+                          seed=11)
+    first = next(blocks)  # the generator's own buffers now exist: they are not the analyzer's
+    gc.collect()
+    # Hand the heap the generator's rendering freed back to the OS: otherwise the analyzer's
+    # allocations would reuse those pages unseen and its footprint would read too low.
+    trimmed = _malloc_trim()
+    base = proc.memory_info().rss
+    ru_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    peak = [base]
+    stop = threading.Event()
+
+    def sample() -> None:
+        while not stop.wait(0.005):
+            peak[0] = max(peak[0], proc.memory_info().rss)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    total = max(1, round(seconds * sr))
+    marks = [total * k // 10 for k in range(1, 11)]
+    checkpoints = []
+    fed = 0
+    t0 = time.perf_counter()
+    analyzer = kernels.Analyzer(sr, ch)
+    rss_constructed = proc.memory_info().rss
+    for block in _chain(first, blocks):
+        analyzer.feed(block)
+        fed += len(block)
+        rss = proc.memory_info().rss
+        peak[0] = max(peak[0], rss)
+        while marks and fed >= marks[0]:
+            checkpoints.append({"audio_s": marks.pop(0) / sr, "rss_mb": rss / MB})
+    values = analyzer.finish().as_array()
+    elapsed = time.perf_counter() - t0
+    stop.set()
+    sampler.join()
+    rss_end = proc.memory_info().rss
+    peak[0] = max(peak[0], rss_end)
+    ru_after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    if ru_after > ru_before:  # the process-lifetime peak rose during the run: that is its peak
+        peak[0] = max(peak[0], ru_after)
+    del analyzer
+    gc.collect()
+    return {
+        "track_s": total / sr,
+        "sample_rate": sr,
+        "channels": ch,
+        "block_frames": block_frames,
+        "import_warmup_s": import_warmup_s,
+        "rss_after_import_warmup_mb": rss_after_warmup / MB,
+        "baseline_rss_mb": base / MB,
+        "peak_rss_mb": peak[0] / MB,
+        "added_mb": (peak[0] - base) / MB,
+        "constructed_mb": (rss_constructed - base) / MB,
+        "malloc_trim": trimmed,
+        "rss_after_finish_mb": rss_end / MB,
+        "rss_after_release_mb": proc.memory_info().rss / MB,
+        "ru_maxrss_before_mb": ru_before / MB,
+        "ru_maxrss_after_mb": ru_after / MB,
+        "growth_first_to_last_tenth_mb": (checkpoints[-1]["rss_mb"] - checkpoints[0]["rss_mb"]
+                                          if checkpoints else None),
+        "checkpoints": checkpoints,
+        "analysis_only_s": elapsed,
+        "analysis_only_xrt": (total / sr) / elapsed if elapsed > 0 else None,
+        "fingerprint_finite": bool(np.all(np.isfinite(values))),
+    }
+
+
+def _malloc_trim() -> bool:
+    """Ask glibc to return freed heap pages to the OS (``malloc_trim(0)``); False if unavailable."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+        return True
+    except (OSError, AttributeError):
+        return False
+
+
+def _chain(first: np.ndarray, rest: Iterator[np.ndarray]) -> Iterator[np.ndarray]:
+    yield first
+    yield from rest
+
+
+def memory(*, kernels: Any, seconds: float, block_frames: int, workdir: Path) -> dict[str, Any]:
+    """Run :func:`memory_child` in a fresh interpreter (this script with ``--memory-child``).
+
+    Parameters
+    ----------
+    kernels : module
+        The imported ``kernels`` package (the child imports the same one).
+    seconds : float
+        Length of the synthetic track.
+    block_frames : int
+        Frames per fed block.
+    workdir : Path
+        The child's working directory.
+
+    Returns
+    -------
+    dict
+        What :func:`memory_child` returned.
+    """
+    argv = [sys.executable, str(Path(__file__).resolve()), "--memory-child",
+            "--memory-seconds", str(seconds), "--block-frames", str(block_frames)]
+    return _run_child(argv=argv, env=_child_env(kernels=kernels), cwd=str(workdir))[1]
+
+
+# --------------------------------------------------------------------------------------------
+# Report
+# --------------------------------------------------------------------------------------------
+
+
+def machine_info(*, kernels: Any) -> dict[str, Any]:
+    """Describe the machine and the software measured.
+
+    Parameters
+    ----------
+    kernels : module
+        The imported ``kernels`` package.
+
+    Returns
+    -------
+    dict
+        CPU model, core counts, memory, Python and library versions, the kernels package's path,
+        fingerprint version, a digest of its sources and the repository's commit (read-only
+        ``git rev-parse``; none before the first commit).
+    """
+    import numba
+    import pyfftw
+
+    cpu = None
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    try:
+        repo = str(Path(__file__).resolve().parent.parent)
+        commit = subprocess.run(["git", "-C", repo, "rev-parse", "HEAD"],
+                                capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        commit = None
+    kernels_dir = Path(kernels.__file__).resolve().parent
+    return {
+        "cpu_model": cpu or platform.processor() or None,
+        "cores": os.cpu_count(),
+        "cores_usable": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
+        "memory_gb": psutil.virtual_memory().total / 1e9,
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "numba": numba.__version__,
+        "pyfftw": pyfftw.__version__,
+        "soundfile": sf.__version__,
+        "libsndfile": getattr(sf, "__libsndfile_version__", None),
+        "psutil": psutil.__version__,
+        "kernels_path": str(kernels_dir),
+        "kernels_source_sha256": _source_digest(directory=kernels_dir),
+        "fingerprint_version": getattr(kernels, "FINGERPRINT_VERSION", None),
+        "git_commit": commit,
+    }
+
+
+def _cpu_snapshot() -> dict[str, float]:
+    """CPU seconds so far: the whole machine's busy and stolen time, and ours (children too)."""
+    t = psutil.cpu_times()
+    busy = sum(getattr(t, k, 0.0) for k in ("user", "nice", "system", "irq", "softirq"))
+    own = psutil.Process().cpu_times()
+    return {"busy": busy, "steal": getattr(t, "steal", 0.0),
+            "own": own.user + own.system + own.children_user + own.children_system}
+
+
+def _other_cpu(*, start: dict[str, float], end: dict[str, float], wall_s: float) -> dict[str, Any]:
+    """How much of the machine others used between two snapshots: timings are clean when ~0.
+
+    ``other_cpu_s`` is CPU time every other process used meanwhile (machine busy time minus this
+    process's and its children's); on 2 cores the bench uses one, so a value near ``wall_s``
+    means the other core was fully taken (shared caches and memory bandwidth then slow the bench
+    too). ``steal_s`` is time the hypervisor gave to other guests.
+    """
+    other = max(0.0, (end["busy"] - start["busy"]) - (end["own"] - start["own"]))
+    return {
+        "wall_s": wall_s,
+        "other_cpu_s": other,
+        "other_cpu_share_of_wall": other / wall_s if wall_s > 0 else 0.0,
+        "steal_s": end["steal"] - start["steal"],
+    }
+
+
+def _source_digest(*, directory: Path) -> str:
+    """SHA-256 over the names and bytes of a package's ``*.py`` files: which code was measured."""
+    h = hashlib.sha256()
+    for path in sorted(directory.rglob("*.py")):
+        h.update(path.relative_to(directory).as_posix().encode() + b"\0" + path.read_bytes())
+    return h.hexdigest()
+
+
+def _clean(obj: Any) -> Any:
+    """Make a result strictly JSON: non-finite floats become null, numpy scalars plain."""
+    if isinstance(obj, dict):
+        return {str(k): _clean(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_clean(v) for v in obj]
+    if isinstance(obj, np.generic):
+        obj = obj.item()
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    return obj
+
+
+def _fmt(value: Any, spec: str) -> str:
+    return "-" if value is None else format(value, spec)
+
+
+def human_summary(*, report: dict[str, Any]) -> str:
+    """A short plain-text digest of a report, for stderr.
+
+    Parameters
+    ----------
+    report : dict
+        What :func:`main` builds.
+
+    Returns
+    -------
+    str
+        Several lines of text.
+    """
+    lines = []
+    c = report["corpus"]
+    s = report["settings"]
+    lines.append(f"kernels bench: {c['files']} files, {c['audio_s'] / 60:.1f} min of audio, "
+                 f"{s['repeats']} repeats (medians), blocks of {s['block_frames']} frames, "
+                 "1 thread")
+    res = report.get("results")
+    if res and res["overall"].get("files"):
+        lines.append(f"{'format':8s} {'files':>5s} {'min':>7s} {'decode s':>9s} {'e2e s':>8s} "
+                     f"{'ratio':>6s} {'decode xRT':>10s} {'e2e xRT':>8s}")
+        groups = [*res["formats"].items(), ("all", res["overall"])]
+        for name, g in groups:
+            lines.append(f"{name:8s} {g['files']:5d} {g['audio_s'] / 60:7.1f} {g['decode_s']:9.3f} "
+                         f"{g['e2e_s']:8.3f} {_fmt(g['ratio'], '6.3f')} "
+                         f"{_fmt(g['decode_xrt'], '10.1f')} {_fmt(g['e2e_xrt'], '8.1f')}")
+        prof = res["overall"]["profile"]
+        parts = [f"{k} {v['s']:.2f}" for k, v in prof["stages"].items()]
+        lines.append(f"analysis (profiled pass) {prof['analysis_s']:.2f} s = stages "
+                     f"{prof['stage_sum_s']:.2f} + unattributed {prof['unattributed_s']:.2f}; "
+                     f"decode inside it {prof['decode_s']:.2f} s")
+        if parts:
+            lines.append("stages (s): " + ", ".join(parts))
+        if res["errors"]:
+            lines.append(f"ERRORS: {len(res['errors'])} files failed (see 'errors')")
+    st = report.get("start")
+    if st:
+        w = st["warm"]
+        lines.append(f"start, warm: import+warmup {w['import_warmup_s']:.2f} s, first "
+                     f"fingerprint of 10 s {w['first_fingerprint_s']:.3f} s (then "
+                     f"{w['second_fingerprint_s']:.3f}), launch to first fingerprint "
+                     f"{w['launch_to_first_fingerprint_s']:.2f} s")
+        if "cold" in st:
+            k = st["cold"]
+            lines.append(f"start, cold: import+warmup {k['import_warmup_s']:.2f} s, "
+                         f"launch to first fingerprint {k['launch_to_first_fingerprint_s']:.2f} s")
+    inter = report.get("interference") or {}
+    parts = [(f"repeat {i + 1}", r) for i, r in enumerate(inter.get("repeats", []))]
+    parts += [(k, inter[k]) for k in ("start", "memory") if k in inter]
+    busy = [f"{name} {r['other_cpu_share_of_wall']:.0%}" for name, r in parts
+            if r["other_cpu_share_of_wall"] > 0.1 and r["other_cpu_s"] >= 0.5]
+    if busy:
+        lines.append("WARNING: other processes took a share of a core while measuring ("
+                     + ", ".join(busy) + "): those timings are skewed")
+    if report.get("kernels_source_changed_during_run"):
+        lines.append("WARNING: the kernels sources changed during the run: mixed code measured")
+    m = report.get("memory")
+    if m:
+        lines.append(f"memory: +{m['added_mb']:.1f} MB over {m['baseline_rss_mb']:.1f} MB after "
+                     f"import+warmup, for a {m['track_s'] / 3600:.2f} h track; growth from the "
+                     f"first to the last tenth "
+                     f"{_fmt(m['growth_first_to_last_tenth_mb'], '.1f')} MB; "
+                     f"analysis only {_fmt(m['analysis_only_xrt'], '.0f')} x realtime")
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------------------------
+# CLI
+# --------------------------------------------------------------------------------------------
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="bench/kernel_speed.py",
+        description="Benchmark the fingerprint kernels against decode-only time, on one core.",
+        epilog="See bench/README.md for what each figure means.",
+    )
+    p.add_argument("corpus", nargs="?", type=Path,
+                   help="folder of audio files (searched recursively)")
+    p.add_argument("--synthetic", type=int, metavar="N",
+                   help="instead of a folder, synthesise N music-like FLAC tracks in a temp dir")
+    p.add_argument("--seconds", type=float, default=240.0,
+                   help="length of each synthetic track (default 240)")
+    p.add_argument("--sample-rate", type=int, default=44100,
+                   help="sample rate of synthetic tracks (default 44100)")
+    p.add_argument("--repeats", type=int, default=3, help="repeats; medians reported (default 3)")
+    p.add_argument("--block-frames", type=int, default=65536,
+                   help="frames per decoded block (default 65536)")
+    p.add_argument("--limit", type=int, metavar="N", help="measure only the first N files")
+    p.add_argument("-o", "--output", type=Path,
+                   help="write the JSON report here (default: stdout)")
+    p.add_argument("--cold", action="store_true",
+                   help="also time start-up with an empty Numba cache (each run compiles)")
+    p.add_argument("--no-start", action="store_true", help="skip the start-up measurement")
+    p.add_argument("--no-memory", action="store_true", help="skip the memory measurement")
+    p.add_argument("--memory-seconds", type=float, default=7200.0,
+                   help="length of the synthetic track of the memory measurement (default 7200)")
+    p.add_argument("--to-flac", type=Path, metavar="DIR",
+                   help="only convert CORPUS to 16-bit FLAC under DIR (same relative names) and "
+                        "write DIR/manifest.tsv; no measurement")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress lines on stderr")
+    p.add_argument("--memory-child", action="store_true", help=argparse.SUPPRESS)
+    return p
+
+
+def main(*, argv: list[str] | None = None) -> int:
+    """Run the benchmark from the command line.
+
+    Parameters
+    ----------
+    argv : list of str, optional
+        Arguments (default ``sys.argv[1:]``).
+
+    Returns
+    -------
+    int
+        Exit status.
+    """
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.block_frames < 1 or args.repeats < 1:
+        parser.error("--block-frames and --repeats must be >= 1")
+    if args.memory_child:
+        print(json.dumps(_clean(memory_child(seconds=args.memory_seconds,
+                                             block_frames=args.block_frames))))
+        return 0
+    if args.to_flac is not None:
+        if args.corpus is None:
+            parser.error("--to-flac needs the CORPUS folder to convert")
+        convert_to_flac(source=args.corpus, dest=args.to_flac, block_frames=args.block_frames,
+                        log=not args.quiet)
+        return 0
+    if (args.corpus is None) == (args.synthetic is None):
+        parser.error("give either a CORPUS folder or --synthetic N")
+    if args.corpus is not None and not args.corpus.is_dir():
+        parser.error(f"{args.corpus} is not a folder")
+    log = not args.quiet
+
+    import kernels
+
+    started = time.perf_counter()
+    load_start = os.getloadavg()
+    cpu_start = _cpu_snapshot()
+    source_start = _source_digest(directory=Path(kernels.__file__).resolve().parent)
+    with tempfile.TemporaryDirectory(prefix="kernels-bench-") as tmp:
+        workdir = Path(tmp)
+        if args.synthetic is not None:
+            root = workdir / "synthetic"
+            root.mkdir()
+            if log:
+                print(f"# writing {args.synthetic} synthetic tracks of {args.seconds:g} s",
+                      file=sys.stderr)
+            files = write_synthetic_corpus(directory=root, count=args.synthetic,
+                                           seconds=args.seconds, sample_rate=args.sample_rate,
+                                           block_frames=args.block_frames)
+            corpus_path = None
+        else:
+            root = args.corpus.resolve()
+            files = find_audio(root=root)
+            corpus_path = str(root)
+        if args.limit is not None:
+            files = files[: args.limit]
+        if not files:
+            parser.error(f"no audio files under {root}")
+
+        t0 = time.perf_counter()
+        kernels.warmup()
+        warmup_s = time.perf_counter() - t0
+        if log:
+            print(f"# kernels.warmup() {warmup_s:.2f} s; measuring {len(files)} files",
+                  file=sys.stderr)
+        results = measure_corpus(kernels=kernels, files=files, root=root, repeats=args.repeats,
+                                 block_frames=args.block_frames, log=log)
+        phases: dict[str, Any] = {}
+        start = None
+        if not args.no_start:
+            t_phase, cpu0 = time.perf_counter(), _cpu_snapshot()
+            if log:
+                print("# start-up time (fresh interpreters)", file=sys.stderr)
+            start = start_time(kernels=kernels, repeats=args.repeats, cold=args.cold,
+                               workdir=workdir)
+            phases["start"] = _other_cpu(start=cpu0, end=_cpu_snapshot(),
+                                         wall_s=time.perf_counter() - t_phase)
+        mem = None
+        if not args.no_memory:
+            t_phase, cpu0 = time.perf_counter(), _cpu_snapshot()
+            if log:
+                print(f"# memory ({args.memory_seconds:g} s synthetic track, fresh interpreter)",
+                      file=sys.stderr)
+            mem = memory(kernels=kernels, seconds=args.memory_seconds,
+                         block_frames=args.block_frames, workdir=workdir)
+            phases["memory"] = _other_cpu(start=cpu0, end=_cpu_snapshot(),
+                                          wall_s=time.perf_counter() - t_phase)
+
+    measured = [t for t in results["tracks"] if "seconds" in t]
+    formats_count: dict[str, int] = {}
+    for t in results["tracks"]:
+        formats_count[t["format"]] = formats_count.get(t["format"], 0) + 1
+    report = {
+        "schema": "fingerprint-engine/bench-kernels/1",
+        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "command": [Path(sys.executable).name, *sys.argv],
+        "machine": machine_info(kernels=kernels),
+        "settings": {
+            "repeats": args.repeats,
+            "block_frames": args.block_frames,
+            "threads_env": SINGLE_THREAD_ENV,
+            "cold": args.cold,
+            "memory_seconds": None if args.no_memory else args.memory_seconds,
+            "statistic": "median over repeats per track; groups sum the per-track medians",
+        },
+        "corpus": {
+            "path": corpus_path,
+            "synthetic": None if args.synthetic is None else {
+                "tracks": args.synthetic, "seconds": args.seconds,
+                "sample_rate": args.sample_rate, "format": "FLAC PCM_16 stereo"},
+            "files": len(files),
+            "measured": len(measured),
+            "audio_s": sum(t["seconds"] for t in measured),
+            "bytes": sum(t["bytes"] for t in results["tracks"]),
+            "formats": formats_count,
+        },
+        "in_process_warmup_s": warmup_s,
+        "results": results,
+        "start": start,
+        "memory": mem,
+        "bench_wall_s": time.perf_counter() - started,
+        "interference": {
+            **_other_cpu(start=cpu_start, end=_cpu_snapshot(),
+                         wall_s=time.perf_counter() - started),
+            "repeats": results["repeats_interference"],
+            **phases,
+            "loadavg_start": list(load_start),
+            "loadavg_end": list(os.getloadavg()),
+        },
+        "kernels_source_changed_during_run":
+            source_start != _source_digest(directory=Path(kernels.__file__).resolve().parent),
+    }
+    report = _clean(report)
+    text = json.dumps(report, indent=1, allow_nan=False)
+    if args.output is None:
+        sys.stdout.write(text + "\n")
+    else:
+        args.output.parent.mkdir(parents=True, exist_ok=True)
+        args.output.write_text(text + "\n")
+    print(human_summary(report=report), file=sys.stderr)
+    if args.output is not None:
+        print(f"# report written to {args.output}", file=sys.stderr)
+    return 1 if results["errors"] else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

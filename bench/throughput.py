@@ -1,0 +1,137 @@
+"""engine-run throughput against the decoder's own limit, at 1..N cores; JSON out.
+
+Usage::
+
+    python bench/throughput.py CORPUS_DIR [--cores 1 2] [--repeats 3] [-o out.json]
+
+For each core count: a fresh store, ``engine-run --cores N -q CORPUS_DIR`` in a subprocess,
+wall time measured around it (this includes start-up: interpreter, kernel cache load, fork).
+In the same run, decode-only: every file decoded with soundfile into one preallocated float32
+buffer, nothing else, one process. Reported, as medians of the repeats:
+
+- ``x_realtime``: audio seconds / wall seconds;
+- ``per_core_ratio_to_decode``: (x-realtime / cores) / decode-only x-realtime, the fraction
+  of the decoder's single-core speed each core keeps end to end;
+- ``scaling``: x-realtime at N cores / x-realtime at 1 core.
+
+Decode-only and the engine runs are interleaved within each repeat so both see the same page
+cache state.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+EXTS = {".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aiff", ".aif"}
+
+
+def audio_files(root: Path) -> list[Path]:
+    return sorted(p for p in root.rglob("*") if p.suffix.lower() in EXTS and p.is_file())
+
+
+def decode_only(files: list[Path], block: int = 65536) -> tuple[float, float]:
+    """Seconds to decode every file into one reused buffer; total audio seconds."""
+    buf = np.empty(block * 8, dtype=np.float32)
+    audio = 0.0
+    t0 = time.perf_counter()
+    for p in files:
+        with sf.SoundFile(str(p)) as f:
+            out = buf[: block * f.channels].reshape(block, f.channels)
+            while f.read(frames=block, dtype="float32", always_2d=True, out=out).shape[0]:
+                pass
+            audio += f.frames / f.samplerate
+    return time.perf_counter() - t0, audio
+
+
+def engine_wall(corpus: Path, cores: int, workdir: Path) -> float:
+    db = workdir / f"db-{cores}"
+    shutil.rmtree(db, ignore_errors=True)
+    exe = Path(sys.executable).parent / "engine-run"
+    t0 = time.perf_counter()
+    subprocess.run([str(exe), "--cores", str(cores), "--db", str(db), "-q", str(corpus)],
+                   check=False, timeout=3600)
+    wall = time.perf_counter() - t0
+    shutil.rmtree(db, ignore_errors=True)
+    return wall
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("corpus", type=Path)
+    ap.add_argument("--cores", type=int, nargs="+", default=[1, 2])
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("-o", "--output", type=Path)
+    args = ap.parse_args(argv)
+    files = audio_files(args.corpus)
+    if not files:
+        print(f"no audio files under {args.corpus}", file=sys.stderr)
+        return 2
+    # warm the kernel cache and the page cache once
+    with tempfile.TemporaryDirectory() as tmp:
+        engine_wall(args.corpus, 1, Path(tmp))
+        decode_s: list[float] = []
+        walls: dict[int, list[float]] = {c: [] for c in args.cores}
+        audio = 0.0
+        for r in range(args.repeats):
+            d, audio = decode_only(files)
+            decode_s.append(d)
+            for c in args.cores:
+                walls[c].append(engine_wall(args.corpus, c, Path(tmp)))
+            print(f"repeat {r + 1}: decode {d:.2f} s, " + ", ".join(
+                f"{c} cores {walls[c][-1]:.2f} s" for c in args.cores), file=sys.stderr)
+    dec = statistics.median(decode_s)
+    dec_xrt = audio / dec
+    rows = []
+    base = None
+    for c in args.cores:
+        w = statistics.median(walls[c])
+        xrt = audio / w
+        base = base or xrt
+        rows.append({"cores": c, "wall_s": w, "walls_s": walls[c], "x_realtime": xrt,
+                     "per_core_ratio_to_decode": xrt / c / dec_xrt, "scaling": xrt / base})
+    result = {
+        "date": time.strftime("%Y-%m-%d"),
+        "machine": {"cpu": cpu_model(), "cores": os.cpu_count(),
+                    "python": platform.python_version()},
+        "corpus": {"path": str(args.corpus), "files": len(files), "audio_s": audio},
+        "decode_only": {"wall_s": dec, "walls_s": decode_s, "x_realtime": dec_xrt},
+        "engine": rows,
+        "repeats": args.repeats,
+    }
+    text = json.dumps(result, indent=2)
+    if args.output:
+        args.output.parent.mkdir(parents=True, exist_ok=True)
+        args.output.write_text(text + "\n")
+    print(text)
+    for row in rows:
+        print(f"{row['cores']} cores: {row['x_realtime']:.0f}x realtime, per core "
+              f"{row['per_core_ratio_to_decode']:.2f} x decode-only ({dec_xrt:.0f}x), scaling "
+              f"{row['scaling']:.2f}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,236 @@
+"""Nothing stops a run and nothing is lost: the crash matrix, timeouts, signals, SIGKILL.
+
+Every run's results are counted: each track ends as exactly one fingerprint or one failure
+record, never both, never none.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import psutil
+import pytest
+import signals as sig
+
+from engine import store as st
+from engine.supervisor import RunConfig, Supervisor
+
+HERE = Path(__file__).parent
+BIN = Path(sys.executable).parent
+
+
+def write_tracks(root: Path, names: list[str], seconds: float = 1.0, sr: int = 22050) -> None:
+    root.mkdir(parents=True, exist_ok=True)
+    for i, name in enumerate(names):
+        sig.write_audio(root / name, sig.sine(110.0 * (1 + i % 7), seconds, sr), sr)
+
+
+def shm_entries() -> set[str]:
+    return set(os.listdir("/dev/shm"))
+
+
+def engine_processes(marker: str) -> list[psutil.Process]:
+    out = []
+    for p in psutil.process_iter(["cmdline"]):
+        cmd = " ".join(p.info["cmdline"] or [])
+        if marker in cmd and p.pid != os.getpid():
+            out.append(p)
+    return out
+
+
+def store_contents(db: Path) -> tuple[dict[str, tuple], dict[str, str]]:
+    """path -> fingerprint values, path -> failure kind; asserts the catalog is coherent."""
+    fps: dict[str, tuple] = {}
+    fails: dict[str, str] = {}
+    with st.Store.open(st.StoreConfig(db), readonly=True) as s:
+        tracks = {t.track_id: t for t in s.iter_tracks()}
+        assert len({t.path for t in tracks.values()}) == len(tracks)  # one id per path
+        for t, fp in s.iter_fingerprints():
+            assert tracks[t.track_id] == t
+            assert len(fp.values) == 25 and np.all(np.isfinite(fp.values))
+            fps[t.path] = fp.values
+        for f in s.iter_failures():
+            fails[f.path] = f.kind
+    assert not set(fps) & set(fails)  # never both
+    return fps, fails
+
+
+# --- the crash matrix (in-process supervisor, forked workers with a fault hook) ---------------
+
+
+def _faults():
+    sys.path.insert(0, str(HERE))
+    import engine_faults
+
+    return engine_faults
+
+
+@pytest.fixture(scope="module")
+def matrix_run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("matrix")
+    lib = root / "lib"
+    healthy = [f"ok{i:02d}.wav" for i in range(8)]
+    poisoned = ["segv.wav", "exit.wav", "raise.wav", "hang.wav", "pickle.wav", "once.wav"]
+    write_tracks(lib, healthy + poisoned)
+    before = shm_entries()
+    cfg = RunConfig(db=str(root / "db"), cores=2, queue_size=3, quiet=True, timeout_s=2.0,
+                    max_retries=2, worker_hook=_faults().hook)
+    stats = Supervisor(cfg).run([str(lib)])
+    return root, stats, healthy, poisoned, before
+
+
+def test_crash_matrix_every_track_answered_once(matrix_run):
+    root, stats, healthy, poisoned, _ = matrix_run
+    fps, fails = store_contents(root / "db")
+    names_ok = {Path(p).name for p in fps}
+    names_failed = {Path(p).name: k for p, k in fails.items()}
+    assert names_ok == set(healthy) | {"once.wav"}  # the transient crash was retried and passed
+    assert names_failed == {"segv.wav": "worker_died", "exit.wav": "worker_died",
+                            "raise.wav": "exception", "hang.wav": "timeout",
+                            "pickle.wav": "exception"}
+    assert stats.ok == len(healthy) + 1 and stats.failed == 5
+    assert stats.tracks == len(healthy) + len(poisoned)
+
+
+def test_crash_matrix_messages_name_pid_track_and_signal(matrix_run):
+    root, stats, *_ = matrix_run
+    with st.Store.open(st.StoreConfig(root / "db"), readonly=True) as s:
+        fails = {Path(f.path).name: f for f in s.iter_failures()}
+    segv = fails["segv.wav"]
+    assert "SIGSEGV(-11)" in segv.message and "segv.wav" in segv.message
+    assert "pid" in segv.message and "attempt 3 of 3" in segv.message
+    assert segv.attempts == 3  # tried, retried twice, then recorded
+    assert "exit code 3" in fails["exit.wav"].message
+    assert "injected failure" in fails["raise.wav"].message
+    assert fails["raise.wav"].attempts == 1  # an exception is data, not a reason to retry
+    assert "time limit" in fails["hang.wav"].message and "SIGKILL(-9)" in fails["hang.wav"].message
+    assert "could not be sent" in fails["pickle.wav"].message
+    # a segfault kills the worker: it was replaced, and the deaths were all named
+    assert stats.worker_deaths >= 3 * 2 + 1 + 3  # segv x3, exit x3, once x1, hang x3
+    assert all("pid" in d for d in stats.deaths)
+
+
+def test_crash_matrix_leaves_no_process_and_no_shared_memory(matrix_run):
+    *_, before = matrix_run
+    assert shm_entries() <= before
+    # the only child left may be multiprocessing's resource tracker (it lives with its parent)
+    left = [p for p in psutil.Process().children(recursive=True)
+            if "resource_tracker" not in " ".join(p.cmdline())
+            and p.status() != psutil.STATUS_ZOMBIE]
+    assert not left
+
+
+def test_failed_tracks_are_not_retried_unless_asked(matrix_run):
+    root, *_ = matrix_run
+    cfg = RunConfig(db=str(root / "db"), cores=2, quiet=True, timeout_s=2.0,
+                    worker_hook=_faults().hook)
+    stats = Supervisor(cfg).run([str(root / "lib")])
+    assert stats.ok == 0 and stats.cached == 9 and stats.failed == 5
+    assert stats.worker_deaths == 0  # nothing was even tried
+    cfg = RunConfig(db=str(root / "db"), cores=2, quiet=True, timeout_s=2.0, retry_failed=True,
+                    max_retries=0, worker_hook=_faults().hook)
+    stats = Supervisor(cfg).run([str(root / "lib")])
+    assert stats.failed == 5 and stats.worker_deaths >= 3  # tried again, once each
+
+
+# --- signals (a supervisor process of its own) -----------------------------------------------
+
+
+def _runner(db: Path, lib: Path, *extra: str) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, str(HERE / "engine_faults.py"), str(db), str(lib),
+                             *extra], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+@pytest.mark.parametrize(("signum", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_signal_lets_in_flight_tracks_finish_and_commits(tmp_path, signum, code):
+    lib = tmp_path / "lib"
+    write_tracks(lib, [f"slow{i:02d}.wav" for i in range(20)])
+    before = shm_entries()
+    proc = _runner(tmp_path / "db", lib, "--grace", "10")
+    assert proc.stdout is not None
+    assert proc.stdout.readline()  # a first track is done: others are in flight
+    proc.send_signal(signum)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == code, err.decode()
+    emitted = 1 + len(out.decode().splitlines())
+    fps, _ = store_contents(tmp_path / "db")
+    assert len(fps) == emitted  # every completed track was committed, in-flight ones included
+    assert 2 <= emitted < 20
+    assert shm_entries() <= before
+    assert not engine_processes(str(tmp_path / "db"))
+
+
+def test_second_sigint_abandons_in_flight_work_at_once(tmp_path):
+    lib = tmp_path / "lib"
+    write_tracks(lib, ["a_ok.wav", "hang1.wav", "hang2.wav", "hang3.wav"])  # sorted order
+    before = shm_entries()
+    proc = _runner(tmp_path / "db", lib, "--grace", "60", "--timeout", "600", "--cores", "2")
+    assert proc.stdout is not None
+    time.sleep(3.0)  # the workers are stuck in "hang" tracks
+    proc.send_signal(signal.SIGINT)
+    time.sleep(0.5)
+    t0 = time.monotonic()
+    proc.send_signal(signal.SIGINT)
+    _out, err = proc.communicate(timeout=30)
+    assert time.monotonic() - t0 < 15  # not the 60 s grace
+    assert proc.returncode == 130, err.decode()
+    fps, _ = store_contents(tmp_path / "db")
+    assert {Path(p).name for p in fps} == {"a_ok.wav"}
+    assert shm_entries() <= before
+    deadline = time.monotonic() + 10
+    while engine_processes(str(tmp_path / "db")) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not engine_processes(str(tmp_path / "db"))
+
+
+# --- crash consistency: SIGKILL of the supervisor at random moments ------------------------
+
+
+def test_sigkill_of_the_supervisor_never_corrupts_the_store(tmp_path):
+    lib = tmp_path / "lib"
+    n = 60
+    rng = np.random.default_rng(3)
+    lib.mkdir()
+    for i in range(n):  # 10 s tracks in two formats: a run takes a second or two
+        x = sig.white_noise(10.0, 22050, rng, rms=0.02 + 0.002 * i)
+        sig.write_audio(lib / f"t{i:02d}.{'flac' if i % 2 else 'wav'}", x, 22050)
+    db = tmp_path / "db"
+    before = shm_entries()
+    pick = random.Random(7)
+    kills = 0
+    for _ in range(20):
+        # --force: every run redoes (and recommits) the whole library, so kills land mid-work
+        proc = subprocess.Popen([str(BIN / "engine-run"), str(lib), "--db", str(db), "--cores",
+                                 "2", "-q", "--force"], stdout=subprocess.DEVNULL,
+                                stderr=subprocess.PIPE)
+        time.sleep(pick.uniform(0.5, 1.6))
+        if proc.poll() is None:
+            proc.kill()
+            kills += 1
+        proc.wait(timeout=30)
+        if (db / "data.mdb").exists():
+            store_contents(db)  # opens, and is coherent, after every kill
+    assert kills >= 10  # most runs really were killed mid-way
+    # orphaned workers notice their supervisor is gone and leave
+    deadline = time.monotonic() + 10
+    while engine_processes(str(db)) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not engine_processes(str(db))
+    assert shm_entries() <= before
+    rc = subprocess.run([str(BIN / "engine-run"), str(lib), "--db", str(db), "--cores", "2",
+                         "--jsonl", "-q"], capture_output=True, timeout=300, check=False)
+    assert rc.returncode == 0, rc.stderr.decode()
+    recs = [json.loads(line) for line in rc.stdout.decode().splitlines()]
+    assert sorted(r["path"] for r in recs) == sorted(str(p) for p in lib.iterdir())
+    fps, fails = store_contents(db)
+    assert len(fps) == n and not fails  # every track exactly once
+    with st.Store.open(st.StoreConfig(db), readonly=True) as s:
+        assert s.stats()["tracks"] == n
