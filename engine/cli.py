@@ -4,7 +4,9 @@ Exit codes of engine-run
 ------------------------
 0    every track fingerprinted (or already in the store)
 1    some tracks failed (each has a record: --jsonl, engine-query failures later)
-2    usage error (bad option, unreadable --db, ...)
+2    usage error (bad option, no PATH, ...)
+3    the store failed (a full disk, a --db that is not a store, another writer): what was
+     committed before stays intact and readable
 130  interrupted by SIGINT (Ctrl-C); completed tracks are committed
 143  interrupted by SIGTERM; completed tracks are committed
 """
@@ -32,7 +34,7 @@ from .query import export_jsonl  # noqa: E402
 from .scan import read_paths  # noqa: E402
 from .supervisor import RunConfig, Supervisor  # noqa: E402
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_STORE = 0, 1, 2, 3
 
 
 def _usable_cores() -> int:
@@ -72,8 +74,9 @@ def run_parser() -> argparse.ArgumentParser:
                     "store, with every core, incrementally.",
         epilog="PATH may be a file or a folder (searched recursively); '-' reads paths from "
                "stdin, one per line, or NUL-separated with -0 (find ... -print0 | engine-run "
-               "-0 -). Exit codes: 0 all ok, 1 some tracks failed, 2 usage error, 130/143 "
-               "interrupted by SIGINT/SIGTERM (completed work is kept).",
+               "-0 -). Exit codes: 0 all ok, 1 some tracks failed, 2 usage error, 3 store "
+               "failure (disk full: committed work is intact), 130/143 interrupted by "
+               "SIGINT/SIGTERM (completed work is kept).",
     )
     ap.add_argument("paths", nargs="*", metavar="PATH", help="files, folders, or - for stdin")
     ap.add_argument("-0", "--null", action="store_true",
@@ -148,7 +151,7 @@ def run_main(argv: Sequence[str] | None = None) -> int:
         stats = Supervisor(config).run(_inputs(args.paths, args.null))
     except st.StoreError as e:
         print(f"engine-run: {e}", file=sys.stderr)
-        return EXIT_USAGE
+        return EXIT_STORE
     except BrokenPipeError:  # e.g. | head: the reader left; what completed is committed
         with contextlib.suppress(OSError):
             sys.stdout = open(os.devnull, "w")

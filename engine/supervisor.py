@@ -243,20 +243,29 @@ class Supervisor:
             except _Interrupted:
                 self._on_interrupt()
         finally:
+            # every step runs whatever the one before did; the first store error is re-raised
+            # once everything is released (a full disk must not leave workers behind)
+            store_error: st.StoreError | None = None
             try:
                 self._stop_workers()
-            finally:
+            except st.StoreError as e:  # a commit while collecting the last results
+                store_error = e
+            try:
                 self._commit(force=True)
-                if self._store is not None:
-                    self._store.close()
-                for b in self._buffers:
-                    with contextlib.suppress(Exception):
-                        b.close()
-                self._restore_signal_handlers(old_handlers)
-                self.stats.wall_s = time.monotonic() - t0
-                self._close_progress()
-                with contextlib.suppress(ValueError):
-                    self.out.flush()
+            except st.StoreError as e:
+                store_error = store_error or e
+            if self._store is not None:
+                self._store.close()
+            for b in self._buffers:
+                with contextlib.suppress(Exception):
+                    b.close()
+            self._restore_signal_handlers(old_handlers)
+            self.stats.wall_s = time.monotonic() - t0
+            self._close_progress()
+            with contextlib.suppress(ValueError, OSError):
+                self.out.flush()
+            if store_error is not None:
+                raise store_error
         if not cfg.quiet:
             print(self.stats.summary(), file=self.err)
         return self.stats

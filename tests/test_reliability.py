@@ -234,3 +234,60 @@ def test_sigkill_of_the_supervisor_never_corrupts_the_store(tmp_path):
     assert len(fps) == n and not fails  # every track exactly once
     with st.Store.open(st.StoreConfig(db), readonly=True) as s:
         assert s.stats()["tracks"] == n
+
+
+# --- storage faults -------------------------------------------------------------------------
+
+
+@pytest.fixture
+def tiny_disk(tmp_path):
+    """A 1 MiB tmpfs (root only); skipped where mounting is not allowed."""
+    mnt = tmp_path / "tiny"
+    mnt.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mnt)],
+                      capture_output=True, check=False).returncode != 0:
+        pytest.skip("cannot mount a tmpfs here (needs root)")
+    try:
+        yield mnt
+    finally:
+        subprocess.run(["umount", "-l", str(mnt)], check=False)
+
+
+def test_full_disk_is_a_clear_error_and_committed_data_stays_intact(tmp_path, tiny_disk):
+    src = tmp_path / "one.wav"
+    sig.write_audio(src, sig.sine(440.0, 0.02, 22050), 22050)
+    lib = tmp_path / "lib"
+    for d in range(6):
+        (lib / f"d{d}").mkdir(parents=True)
+        for i in range(1000):
+            os.link(src, lib / f"d{d}" / f"t{i:04d}.wav")
+    db = tiny_disk / "db"
+    before = shm_entries()
+    proc = subprocess.run([str(BIN / "engine-run"), str(lib), "--db", str(db), "--cores", "2",
+                           "-q"], capture_output=True, timeout=300, check=False)
+    err = proc.stderr.decode()
+    assert proc.returncode == 3, err
+    assert str(db) in err and ("space" in err.lower() or "full" in err.lower()), err
+    fps, _ = store_contents(db)  # opens, coherent, and holds what was committed
+    assert 0 < len(fps) < 6000
+    assert shm_entries() <= before
+    assert not engine_processes(str(db))
+
+
+def _delete_then_continue(job):
+    if Path(job.path).name.startswith("vanish"):
+        os.unlink(job.path)
+    return None
+
+
+def test_file_deleted_after_the_scan_is_a_failure_naming_it(tmp_path):
+    lib = tmp_path / "lib"
+    write_tracks(lib, ["a.wav", "vanish.wav", "z.wav"])
+    cfg = RunConfig(db=str(tmp_path / "db"), cores=2, quiet=True,
+                    worker_hook=_delete_then_continue)
+    stats = Supervisor(cfg).run([str(lib)])
+    assert stats.ok == 2 and stats.failed == 1
+    _, fails = store_contents(tmp_path / "db")
+    with st.Store.open(st.StoreConfig(tmp_path / "db"), readonly=True) as s:
+        (f,) = list(s.iter_failures())
+    assert f.kind == "decode" and "vanish.wav" in f.message and fails
