@@ -14,6 +14,8 @@ import math
 import numpy as np
 from numba import njit
 
+from .design import FLATNESS_AMIN, ROLLOFF_PERCENT
+
 # fastmath flags that allow vectorised reductions but keep NaN/inf semantics
 REASSOC = {"reassoc", "contract", "nsz", "arcp"}
 
@@ -61,7 +63,7 @@ def frame_batch(mono, first_offset, hop, n_frames, window, out, rms):
 
 
 @njit(cache=True, fastmath=REASSOC, error_model="numpy")
-def power_features(spec, n_frames, rms, active_rms, freqs, power, mean_spec, acc, active):
+def power_features(spec, n_frames, rms, active_rms, freqs, power, mean_spec, acc, active, mag):
     """Power spectra, the mean power spectrum and centroid / rolloff / flatness sums.
 
     Parameters
@@ -78,23 +80,25 @@ def power_features(spec, n_frames, rms, active_rms, freqs, power, mean_spec, acc
     power : float32[batch, n_bins]
         Receives ``|X|^2``; rows past ``n_frames`` are zeroed.
     mean_spec : float64[n_bins]
-        ``+=`` each frame's power (the sum over all frames; divided by nothing, only shares of
-        it are used).
+        ``+=`` each frame's power (the sum over all frames; only shares of it are used).
     acc : float64[N_A]
         ``+=`` per-frame centroid (Hz), rolloff (Hz) and flatness of active frames, and the
         counts of active and all frames.
     active : bool[batch]
         Receives whether each frame is active.
+    mag : float32[n_bins]
+        Scratch: the magnitude of the frame at hand.
 
     Notes
     -----
     Centroid ``sum f M / sum M`` and rolloff (lowest bin with ``cumsum M >= 0.85 sum M``) use
-    the magnitude ``M = |X|``; flatness is ``exp(mean log P') / mean P'`` with
-    ``P' = max(P, 1e-10)`` (librosa's ``spectral_flatness``, power 2), its log-sum taken over
-    products of 16 bins so that one log serves 16 values.
+    the magnitude ``M = |X|``, summed in float32 like librosa's own float32 spectra; flatness is
+    ``exp(mean log P') / mean P'`` with ``P' = max(P, 1e-10)`` (librosa's
+    ``spectral_flatness``, power 2), its log-sum taken over products of 16 bins so that one log
+    serves 16 values.
     """
     n_bins = spec.shape[1]
-    amin = 1e-10
+    amin = np.float32(FLATNESS_AMIN)
     for j in range(power.shape[0]):
         if j >= n_frames:
             for k in range(n_bins):
@@ -113,19 +117,20 @@ def power_features(spec, n_frames, rms, active_rms, freqs, power, mean_spec, acc
         if not is_active:
             continue
         acc[A_ACTIVE] += 1.0
-        tot = 0.0
-        num = 0.0
+        tot = np.float32(0.0)
+        num = np.float32(0.0)
         for k in range(n_bins):
-            m = math.sqrt(np.float64(row[k]))
+            m = math.sqrt(row[k])
+            mag[k] = m
             tot += m
-            num += freqs[k] * m
+            num += np.float32(freqs[k]) * m
         if tot > 0.0:
-            acc[A_CENTROID] += num / tot
-            thr = 0.85 * tot
-            cum = 0.0
+            acc[A_CENTROID] += np.float64(num) / np.float64(tot)
+            thr = np.float32(ROLLOFF_PERCENT) * tot
+            cum = np.float32(0.0)
             kk = n_bins - 1
             for k in range(n_bins):
-                cum += math.sqrt(np.float64(row[k]))
+                cum += mag[k]
                 if cum >= thr:
                     kk = k
                     break
@@ -138,14 +143,14 @@ def power_features(spec, n_frames, rms, active_rms, freqs, power, mean_spec, acc
             stop = min(k + FLAT_GROUP, n_bins)
             prod = 1.0
             for q in range(k, stop):
-                v = max(np.float64(row[q]), amin)
+                v = np.float64(max(row[q], amin))
                 prod *= v
                 asum += v
             if 1e-300 < prod < 1e300:
                 logsum += math.log(prod)
             else:  # extreme levels: one log per bin
                 for q in range(k, stop):
-                    logsum += math.log(max(np.float64(row[q]), amin))
+                    logsum += math.log(max(np.float64(row[q]), FLATNESS_AMIN))
             k = stop
         amean = asum / n_bins
         acc[A_FLATNESS] += math.exp(logsum / n_bins) / amean

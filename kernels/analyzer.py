@@ -125,6 +125,7 @@ class Analyzer:
         self._rms = np.zeros(b, dtype=np.float64)
         self._power = np.zeros((b, p.n_bins), dtype=np.float32)
         self._active = np.zeros(b, dtype=np.bool_)
+        self._mag = np.zeros(p.n_bins, dtype=np.float32)
         self._band_power = np.zeros((b, n_onset_bands), dtype=np.float32)
         self._env = np.zeros(b, dtype=np.float64)
         self._yin_frames = np.zeros((YIN_BATCH, 2 * p.yin_w), dtype=np.float64)
@@ -312,7 +313,8 @@ class Analyzer:
                 ws.stft.execute()
             with self._stage("spectral"):
                 _spectral.power_features(ws.spec, count, self._rms, D.ACTIVE_RMS, self._freqs,
-                                         self._power, self._mean_spec, self._acc, self._active)
+                                         self._power, self._mean_spec, self._acc, self._active,
+                                         self._mag)
             with self._stage("chroma"):
                 _spectral.chroma_energy(self._power, count, self._active, self._chroma_fb,
                                         self._acc)

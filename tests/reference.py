@@ -768,16 +768,16 @@ def ref_harmonic_ratio(x: np.ndarray, sr: int) -> float:
 PITCH_FMIN_HZ = 65.0
 PITCH_FMAX_HZ = 2093.0
 YIN_THRESHOLD = 0.1
-#: Low-pass before decimation: 63-tap Blackman windowed sinc, cutoff this fraction of the
+#: Low-pass before decimation: 39-tap Blackman windowed sinc, cutoff this fraction of the
 #: decimated Nyquist (``sr_d / 2``).
-DECIMATION_TAPS = 63
+DECIMATION_TAPS = 39
 DECIMATION_CUTOFF = 0.75
 
 
 def decimate_for_pitch(x_mono: np.ndarray, sr: int) -> tuple[np.ndarray, float]:
     """Low-pass and decimate mono by ``d = max(1, sr // 11025)`` (no filter when d = 1).
 
-    The filter is a causal 63-tap windowed sinc (Blackman), unity gain at DC, cutoff
+    The filter is a causal 39-tap windowed sinc (Blackman), unity gain at DC, cutoff
     ``0.75 * sr_d / 2`` Hz; the output keeps every d-th filtered sample from sample 0.
 
     Returns
