@@ -291,3 +291,24 @@ def test_file_deleted_after_the_scan_is_a_failure_naming_it(tmp_path):
     with st.Store.open(st.StoreConfig(tmp_path / "db"), readonly=True) as s:
         (f,) = list(s.iter_failures())
     assert f.kind == "decode" and "vanish.wav" in f.message and fails
+
+
+def _rewrite_then_continue(job):
+    if Path(job.path).name.startswith("rewritten"):
+        time.sleep(0.01)  # a new mtime, whatever the file system's resolution
+        sig.write_audio(Path(job.path), sig.sine(880.0, 0.5, 22050), 22050)
+    return None
+
+
+def test_file_rewritten_while_decoded_is_recomputed_on_the_next_run(tmp_path):
+    """The worker decodes whatever the file holds then; the catalog keeps the scan's size and
+    mtime, so the next run sees the change and recomputes exactly that track."""
+    lib = tmp_path / "lib"
+    write_tracks(lib, ["a.wav", "rewritten.wav", "z.wav"])
+    cfg = RunConfig(db=str(tmp_path / "db"), cores=2, quiet=True,
+                    worker_hook=_rewrite_then_continue)
+    assert Supervisor(cfg).run([str(lib)]).ok == 3
+    again = Supervisor(RunConfig(db=str(tmp_path / "db"), cores=2, quiet=True)).run([str(lib)])
+    assert again.ok == 1 and again.cached == 2
+    fps, _ = store_contents(tmp_path / "db")
+    assert len(fps) == 3
