@@ -66,6 +66,27 @@ def _hist_add(counts, energies, value_lufs, energy, lo, step):
 REASSOC = {"reassoc", "contract", "nsz", "arcp"}
 
 
+@njit(cache=True, inline="always")
+def _add_segment(fs, is_, sumsq, peak, sec_mono, sll, srr, slr, sl, sr_, sss, smm, differ,
+                 nonfinite):
+    """Fold one segment's sums into the running state."""
+    fs[F_SUMSQ] += sumsq
+    fs[F_SEC_ALL] += sumsq
+    fs[F_PEAK] = max(fs[F_PEAK], peak)
+    fs[F_SEC_PEAK] = max(fs[F_SEC_PEAK], peak)
+    fs[F_SEC_MONO] += sec_mono
+    fs[F_LL] += sll
+    fs[F_RR] += srr
+    fs[F_LR] += slr
+    fs[F_L] += sl
+    fs[F_R] += sr_
+    fs[F_SS] += sss
+    fs[F_MM] += smm
+    if differ:
+        is_[I_DIFFER] = 1
+    is_[I_NONFINITE] += nonfinite
+
+
 @njit(cache=True, fastmath=REASSOC, error_model="numpy")
 def _segment_stats_stereo(x, a, b, mono_out, fs, is_):
     """:func:`_segment_stats` for two channels, written out so that it vectorises."""
@@ -103,22 +124,9 @@ def _segment_stats_stereo(x, a, b, mono_out, fs, is_):
         sr_ += dr
         d = lv - rv
         sss += 0.25 * d * d
-    pk = np.float64(peak)
-    fs[F_SUMSQ] += sumsq
-    fs[F_SEC_ALL] += sumsq
-    fs[F_PEAK] = max(fs[F_PEAK], pk)
-    fs[F_SEC_PEAK] = max(fs[F_SEC_PEAK], pk)
-    fs[F_SEC_MONO] += sec_mono
-    fs[F_LL] += sll
-    fs[F_RR] += srr
-    fs[F_LR] += slr
-    fs[F_L] += sl
-    fs[F_R] += sr_
-    fs[F_SS] += sss
-    fs[F_MM] += sec_mono  # ((L + R) / 2)^2 is the mono power for two channels
-    if differ:
-        is_[I_DIFFER] = 1
-    is_[I_NONFINITE] += nonfinite
+    # ((L + R) / 2)^2 is the mono power for two channels: sum M^2 = sec_mono
+    _add_segment(fs, is_, sumsq, np.float64(peak), sec_mono, sll, srr, slr, sl, sr_, sss,
+                 sec_mono, differ, nonfinite)
 
 
 @njit(cache=True, fastmath=REASSOC, error_model="numpy")
@@ -169,21 +177,8 @@ def _segment_stats(x, a, b, mono_out, fs, is_, inv_ch):
         e = lv + rv
         sss += 0.25 * d * d
         smm += 0.25 * e * e
-    fs[F_SUMSQ] += sumsq
-    fs[F_SEC_ALL] += sumsq
-    fs[F_PEAK] = max(fs[F_PEAK], peak)
-    fs[F_SEC_PEAK] = max(fs[F_SEC_PEAK], peak)
-    fs[F_SEC_MONO] += sec_mono
-    fs[F_LL] += sll
-    fs[F_RR] += srr
-    fs[F_LR] += slr
-    fs[F_L] += sl
-    fs[F_R] += sr_
-    fs[F_SS] += sss
-    fs[F_MM] += smm
-    if differ:
-        is_[I_DIFFER] = 1
-    is_[I_NONFINITE] += nonfinite
+    _add_segment(fs, is_, sumsq, peak, sec_mono, sll, srr, slr, sl, sr_, sss, smm, differ,
+                 nonfinite)
 
 
 @njit(cache=True, error_model="numpy")
