@@ -85,8 +85,10 @@ def run_parser() -> argparse.ArgumentParser:
                     help="the LMDB store (a folder; created if missing) [%(default)s]")
     ap.add_argument("--cores", type=_positive, default=_usable_cores(),
                     help="worker processes [usable cores: %(default)s]")
-    ap.add_argument("--queue-size", type=_positive, default=None,
-                    help="jobs waiting in the bounded queue [2 x cores]")
+    ap.add_argument("--queue-size", type=int, default=None,
+                    help="jobs waiting in the bounded queue [2 x cores]; 0 = unbounded, fed "
+                         "with put_nowait: the predecessor's failure mode, kept only for "
+                         "bench/memory.py (memory then grows with the library)")
     ap.add_argument("--force", action="store_true",
                     help="recompute every track, even when the store has it")
     ap.add_argument("--retry-failed", action="store_true",
@@ -133,6 +135,9 @@ def run_main(argv: Sequence[str] | None = None) -> int:
         ap.print_usage(sys.stderr)
         print("engine-run: error: give at least one PATH, or - to read paths from stdin",
               file=sys.stderr)
+        return EXIT_USAGE
+    if args.queue_size is not None and args.queue_size < 0:
+        print("engine-run: error: --queue-size must be >= 0", file=sys.stderr)
         return EXIT_USAGE
     if args.paths.count("-") > 1:
         print("engine-run: error: '-' (stdin) may be given once", file=sys.stderr)

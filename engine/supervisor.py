@@ -195,6 +195,7 @@ class Supervisor:
     def __init__(self, config: RunConfig, *, out: TextIO | None = None,
                  err: TextIO | None = None) -> None:
         self.config = config
+        self._unbounded = config.queue_size <= 0
         self.out = out if out is not None else sys.stdout
         self.err = err if err is not None else sys.stderr
         self.stats = RunStats()
@@ -223,7 +224,10 @@ class Supervisor:
         t0 = time.monotonic()
         kernels.warmup()  # compile (or load) every kernel BEFORE forking: workers never compile
         ctx = mp.get_context("fork")
-        self._jobs = ctx.Queue(maxsize=max(1, cfg.queue_size))
+        # queue_size 0: the predecessor's unbounded queue fed by put_nowait, kept only so that
+        # bench/memory.py can show the failure it caused; never a default
+        self._unbounded = cfg.queue_size <= 0
+        self._jobs = ctx.Queue() if self._unbounded else ctx.Queue(maxsize=cfg.queue_size)
         self._conns: list[Any] = [None] * cfg.cores  # each worker's own result pipe
         self._current = ctx.Array("q", [-1] * cfg.cores, lock=False)
         self._started = ctx.Array("d", [0.0] * cfg.cores, lock=False)
@@ -414,6 +418,9 @@ class Supervisor:
                   time.monotonic())
         while True:
             self._check_stop()
+            if self._unbounded:
+                self._jobs.put_nowait(job)  # never blocks: everything is taken at once
+                break
             try:
                 self._jobs.put(job, timeout=PUT_TIMEOUT_S)
                 break
@@ -489,7 +496,7 @@ class Supervisor:
         queued, in a worker, or answered but not yet collected. This, not the queue alone,
         bounds the results waiting in the (unbounded) result queue."""
         limit = self.config.queue_size + self.config.cores
-        while len(self._pending) >= limit:
+        while not self._unbounded and len(self._pending) >= limit:
             self._check_stop()
             self._collect(timeout=WAIT_TIMEOUT_S)
             self._check_workers()
