@@ -2,7 +2,7 @@
 
 Usage::
 
-    python bench/throughput.py CORPUS_DIR [--cores 1 2] [--repeats 3] [-o out.json]
+    python bench/throughput.py CORPUS_DIR [--cores 1 2] [--repeats 3] [-o out.json] [--png x.png]
 
 For each core count: a fresh store, ``engine-run --cores N -q CORPUS_DIR`` in a subprocess,
 wall time measured around it (this includes start-up: interpreter, kernel cache load, fork).
@@ -78,12 +78,48 @@ def cpu_model() -> str:
     return platform.processor() or "unknown"
 
 
+def plot(result: dict, png: Path) -> None:
+    """x-realtime per core count against the ideal (1 core x N) and the decode-only limit."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = result["engine"]
+    cores = [r["cores"] for r in rows]
+    xrt = [r["x_realtime"] for r in rows]
+    dec = result["decode_only"]["x_realtime"]
+    fig, ax = plt.subplots(figsize=(6, 4), dpi=110)
+    ax.plot(cores, xrt, "o-", label="engine-run, end to end")
+    ax.plot(cores, [xrt[0] * c for c in cores], "--", color="grey", label="ideal scaling")
+    ax.plot(cores, [dec * c for c in cores], ":", color="black",
+            label="decode-only x cores (the limit)")
+    ax.plot(cores, [0.45 * dec * c for c in cores], "-.", color="tab:red",
+            label="goal: 0.45 x decode-only per core")
+    for c, x, r in zip(cores, xrt, rows, strict=True):
+        ax.annotate(f"{x:.0f}x ({r['per_core_ratio_to_decode']:.2f})", (c, x),
+                    textcoords="offset points", xytext=(6, -12), fontsize=8)
+    ax.set_xlabel("cores")
+    ax.set_ylabel("x realtime")
+    ax.set_xticks(cores)
+    corpus = result["corpus"]
+    ax.set_title(f"{Path(corpus['path']).name}: {corpus['files']} files, "
+                 f"{corpus['audio_s'] / 60:.0f} min ({result['date']})", fontsize=9)
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    png.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(png)
+    plt.close(fig)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("corpus", type=Path)
     ap.add_argument("--cores", type=int, nargs="+", default=[1, 2])
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("-o", "--output", type=Path)
+    ap.add_argument("--png", type=Path, help="also plot x-realtime and scaling (matplotlib)")
     args = ap.parse_args(argv)
     files = audio_files(args.corpus)
     if not files:
@@ -111,7 +147,9 @@ def main(argv: list[str] | None = None) -> int:
         xrt = audio / w
         base = base or xrt
         rows.append({"cores": c, "wall_s": w, "walls_s": walls[c], "x_realtime": xrt,
-                     "per_core_ratio_to_decode": xrt / c / dec_xrt, "scaling": xrt / base})
+                     "tracks_per_s": len(files) / w,
+                     "per_core_ratio_to_decode": xrt / c / dec_xrt, "scaling": xrt / base,
+                     "scaling_efficiency": xrt / base / c})
     result = {
         "date": time.strftime("%Y-%m-%d"),
         "machine": {"cpu": cpu_model(), "cores": os.cpu_count(),
@@ -126,6 +164,8 @@ def main(argv: list[str] | None = None) -> int:
         args.output.parent.mkdir(parents=True, exist_ok=True)
         args.output.write_text(text + "\n")
     print(text)
+    if args.png:
+        plot(result, args.png)
     for row in rows:
         print(f"{row['cores']} cores: {row['x_realtime']:.0f}x realtime, per core "
               f"{row['per_core_ratio_to_decode']:.2f} x decode-only ({dec_xrt:.0f}x), scaling "
