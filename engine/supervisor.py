@@ -27,8 +27,9 @@ One supervisor process, N forked workers, two multiprocessing queues::
             SIGKILL(-9); retry the job (attempt + 1) up to max_retries, then record it as
             failed; fork a new worker into the same slot and buffer.
 
-Memory is fixed by construction: the scan streams, at most ``queue_size + cores`` jobs exist at
-any time (``self._pending``: queued, in a worker, or answered and not yet collected; a new job
+Memory is fixed by construction (unless ``--queue-size 0`` asks for the predecessor's unbounded
+queue, kept only to measure its failure): the scan streams, at most ``queue_size + cores`` jobs
+exist at any time (``self._pending``: queued, in a worker, or answered and not yet collected; a new job
 waits for room), results are consumed as they come, and each worker owns one PCM
 buffer of ``--block-frames x 8`` float32 samples, allocated once before the fork.
 
