@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 DEMO   ?= demo-library
 
-.PHONY: all install demo test lint bench clean
+.PHONY: all install demo test lint bench bench-synthetic clean
 
 all: test
 
@@ -31,8 +31,24 @@ lint: $(STAMP)
 test: lint
 	$(BIN)/python -m pytest -q
 
+# The measured set on the small real-music corpus (built once outside the repository by
+# ../shared/corpus/make_corpus.sh, which needs root and apt), ~20 min on 2 cores. Run it on a
+# quiet machine; bench/README.md explains every figure. `make bench-synthetic` needs no corpus.
+CORPUS ?= $(HOME)/.cache/fingerprint-engine/corpus-small
+RESULTS := bench/results
+
 bench: $(STAMP)
-	$(BIN)/python bench/kernel_speed.py --synthetic 3 --seconds 240 --repeats 3 -o bench/results/kernels-synthetic.json
+	test -f $(CORPUS)/manifest.tsv || bash ../shared/corpus/make_corpus.sh $(CORPUS) small
+	$(BIN)/python bench/kernel_speed.py $(CORPUS) --repeats 3 -o $(RESULTS)/kernels-corpus-small.json
+	$(BIN)/python bench/throughput.py $(CORPUS) --cores 1 2 --repeats 3 \
+		-o $(RESULTS)/throughput-corpus-small.json --png $(RESULTS)/throughput-corpus-small.png
+	$(BIN)/python bench/memory.py -o $(RESULTS)/memory.json --png $(RESULTS)/memory.png
+	$(BIN)/python bench/worker_memory.py --hours 2 -o $(RESULTS)/worker-memory-2h.json
+	$(BIN)/python tools/profile_memory.py -o $(RESULTS)/profile-memory.json
+	$(BIN)/python bench/peers.py $(CORPUS) --limit 8 -o $(RESULTS)/peers-corpus-small.json
+
+bench-synthetic: $(STAMP)
+	$(BIN)/python bench/kernel_speed.py --synthetic 3 --seconds 240 --repeats 3 -o $(RESULTS)/kernels-synthetic.json
 
 clean:
 	rm -rf $(VENV) $(DEMO) $(DEMO).lmdb .pytest_cache build *.egg-info
