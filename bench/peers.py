@@ -717,19 +717,6 @@ def essentia_table(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
-def _clean(obj: Any) -> Any:
-    """Make a result strictly JSON: non-finite floats become null, numpy scalars plain."""
-    if isinstance(obj, dict):
-        return {str(k): _clean(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [_clean(v) for v in obj]
-    if isinstance(obj, np.generic):
-        obj = obj.item()
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    return obj
-
-
 def _g(v: float) -> str:
     if v == 0:
         return "0"
@@ -917,7 +904,7 @@ def main(*, argv: list[str] | None = None) -> int:
                          "steal_s": getattr(cpu1, "steal", 0.0) - getattr(cpu0, "steal", 0.0)},
         "ours_identical_across_runs": all(r["ours_identical_across_runs"] for r in rows),
     }
-    report = _clean(report)
+    report = kernel_speed._clean(report)
     print(markdown(report), file=sys.stderr, end="")
     text = json.dumps(report, indent=1)
     if args.output:
