@@ -228,7 +228,6 @@ class Supervisor:
         ctx = mp.get_context("fork")
         # queue_size 0: the predecessor's unbounded queue fed by put_nowait, kept only so that
         # bench/memory.py can show the failure it caused; never a default
-        self._unbounded = cfg.queue_size <= 0
         self._jobs = ctx.Queue() if self._unbounded else ctx.Queue(maxsize=cfg.queue_size)
         self._conns: list[Any] = [None] * cfg.cores  # each worker's own result pipe
         self._current = ctx.Array("q", [-1] * cfg.cores, lock=False)
@@ -257,7 +256,7 @@ class Supervisor:
             except st.StoreError as e:  # a commit while collecting the last results
                 store_error = e
             try:
-                self._commit(force=True)
+                self._commit()
             except st.StoreError as e:
                 store_error = store_error or e
             if self._store is not None:
@@ -621,7 +620,7 @@ class Supervisor:
                 or time.monotonic() - self._last_commit >= cfg.commit_interval_s):
             self._commit()
 
-    def _commit(self, *, force: bool = False) -> None:
+    def _commit(self) -> None:
         if self._store is None:
             return
         if self._batch:
