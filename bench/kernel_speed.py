@@ -40,6 +40,7 @@ SINGLE_THREAD_ENV: dict[str, str] = {
     "OPENBLAS_NUM_THREADS": "1",
     "MKL_NUM_THREADS": "1",
     "PYFFTW_NUM_THREADS": "1",
+    "VECLIB_MAXIMUM_THREADS": "1",
 }
 os.environ.update(SINGLE_THREAD_ENV)
 

@@ -37,40 +37,30 @@ A markdown summary always goes to stderr; the JSON goes to ``-o FILE`` (default:
 from __future__ import annotations
 
 import os
+import sys
 
-# One thread for every library, set before numpy / numba / scipy / librosa are imported (their
-# thread pools read these once, at import): the engine runs one analyzer per core, so the figure
-# that matters is one thread's, and a pool would borrow a core the other benchmark may be using.
-SINGLE_THREAD_ENV: dict[str, str] = {
-    "NUMBA_NUM_THREADS": "1",
-    "OMP_NUM_THREADS": "1",
-    "OPENBLAS_NUM_THREADS": "1",
-    "MKL_NUM_THREADS": "1",
-    "PYFFTW_NUM_THREADS": "1",
-    "VECLIB_MAXIMUM_THREADS": "1",
-}
-os.environ.update(SINGLE_THREAD_ENV)
+# The sibling bench script: corpus and machine helpers. It is imported before anything else
+# because importing it sets one thread per numeric library (its SINGLE_THREAD_ENV), which must
+# happen before numpy, numba, scipy or librosa load.
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import kernel_speed  # noqa: I001
 
-import argparse  # noqa: E402
-import datetime  # noqa: E402
-import gc  # noqa: E402
-import json  # noqa: E402
-import math  # noqa: E402
-import statistics  # noqa: E402
-import sys  # noqa: E402
-import tempfile  # noqa: E402
-import time  # noqa: E402
-import warnings  # noqa: E402
-from collections.abc import Callable  # noqa: E402
-from pathlib import Path  # noqa: E402
-from typing import Any  # noqa: E402
+import argparse
+import datetime
+import gc
+import json
+import math
+import statistics
+import tempfile
+import time
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
-import numpy as np  # noqa: E402
-import psutil  # noqa: E402
-import soundfile as sf  # noqa: E402
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import kernel_speed  # noqa: E402  (the sibling bench script: corpus and machine helpers)
+import numpy as np
+import psutil
+import soundfile as sf
 
 #: Band edges in Hz of values 1-7 (the last one is cut at min(20000, sr / 2)).
 BAND_EDGES_HZ: tuple[tuple[str, float, float], ...] = (
@@ -889,7 +879,7 @@ def main(*, argv: list[str] | None = None) -> int:
         "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "command": [sys.executable, *sys.argv],
         "machine": {**kernel_speed.machine_info(kernels=kernels), **_versions(status)},
-        "threads": dict(SINGLE_THREAD_ENV),
+        "threads": dict(kernel_speed.SINGLE_THREAD_ENV),
         "settings": {"repeats_ours": args.repeats, "repeats_librosa": args.librosa_repeats,
                      "limit": args.limit, "first": args.first},
         "corpus": {**corpus, "tracks": [r["file"] for r in rows]},

@@ -35,25 +35,23 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-EXTS = {".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aiff", ".aif"}
-
-
-def audio_files(root: Path) -> list[Path]:
-    return sorted(p for p in root.rglob("*") if p.suffix.lower() in EXTS and p.is_file())
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import kernel_speed
 
 
 def decode_only(files: list[Path], block: int = 65536) -> tuple[float, float]:
-    """Seconds to decode every file into one reused buffer; total audio seconds."""
-    buf = np.empty(block * 8, dtype=np.float32)
-    audio = 0.0
-    t0 = time.perf_counter()
+    """Seconds to decode every file (kernel_speed.decode_only, one buffer per channel count
+    reused); total audio seconds."""
+    buffers: dict[int, np.ndarray] = {}
+    seconds = audio = 0.0
     for p in files:
-        with sf.SoundFile(str(p)) as f:
-            out = buf[: block * f.channels].reshape(block, f.channels)
-            while f.read(frames=block, dtype="float32", always_2d=True, out=out).shape[0]:
-                pass
-            audio += f.frames / f.samplerate
-    return time.perf_counter() - t0, audio
+        info = sf.info(str(p))
+        buf = buffers.setdefault(info.channels,
+                                 np.empty((block, info.channels), dtype=np.float32))
+        s, _ = kernel_speed.decode_only(path=p, buffer=buf)
+        seconds += s
+        audio += info.frames / info.samplerate
+    return seconds, audio
 
 
 def engine_wall(corpus: Path, cores: int, workdir: Path) -> float:
@@ -121,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("-o", "--output", type=Path)
     ap.add_argument("--png", type=Path, help="also plot x-realtime and scaling (matplotlib)")
     args = ap.parse_args(argv)
-    files = audio_files(args.corpus)
+    files = kernel_speed.find_audio(root=args.corpus)
     if not files:
         print(f"no audio files under {args.corpus}", file=sys.stderr)
         return 2

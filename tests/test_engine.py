@@ -213,7 +213,7 @@ def test_paths_from_stdin_nul_separated(library, tmp_path):
     rc, recs, err = engine_run("-0", "-", "--db", str(tmp_path / "db"), "--cores", "2",
                                "--jsonl", stdin=listing)
     assert rc == 0, err
-    assert [r["path"] for r in recs if r["status"] == "ok"].__len__() == 5
+    assert len([r for r in recs if r["status"] == "ok"]) == 5
 
 
 def test_eviction_keeps_its_bound_and_recomputes(library, tmp_path):
