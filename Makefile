@@ -23,6 +23,10 @@ demo: $(STAMP)
 	$(BIN)/engine-run --db $(DEMO).lmdb $(DEMO)
 	@echo "--- three of the stored records (engine-query --db $(DEMO).lmdb export):"
 	@$(BIN)/engine-query --db $(DEMO).lmdb export | head -n 3 | $(BIN)/python tools/show_records.py
+	@echo "--- the tracks most like track 1 (engine-query --db $(DEMO).lmdb similar 1 -k 3):"
+	@$(BIN)/engine-query --db $(DEMO).lmdb similar 1 -k 3
+	@echo "--- duplicates (engine-query --db $(DEMO).lmdb duplicates):"
+	@$(BIN)/engine-query --db $(DEMO).lmdb duplicates
 
 lint: $(STAMP)
 	$(BIN)/ruff check engine kernels tests bench tools

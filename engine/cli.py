@@ -3,12 +3,19 @@
 Exit codes of engine-run
 ------------------------
 0    every track fingerprinted (or already in the store)
-1    some tracks failed (each has a record: --jsonl, engine-query failures later)
+1    some tracks failed (each has a record: --jsonl, engine-query failures)
 2    usage error (bad option, no PATH, ...)
 3    the store failed (a full disk, a --db that is not a store, another writer): what was
      committed before stays intact and readable
 130  interrupted by SIGINT (Ctrl-C); completed tracks are committed
 143  interrupted by SIGTERM; completed tracks are committed
+
+Exit codes of engine-query
+--------------------------
+0    answered
+2    usage error, or nothing to answer with: an unknown track or value name, a track without a
+     fingerprint, an empty library, a file that cannot be written
+3    the store cannot be read (no store at --db, another schema, LMDB refused it)
 """
 
 from __future__ import annotations
@@ -29,8 +36,9 @@ from collections.abc import Iterator, Sequence  # noqa: E402
 
 from kernels.errors import FingerprintError  # noqa: E402
 
+from . import query as q  # noqa: E402
 from . import store as st  # noqa: E402
-from .query import export_jsonl  # noqa: E402
+from .query import DEFAULT_DUPLICATE_DISTANCE, DEFAULT_DUPLICATE_DURATION_S  # noqa: E402
 from .scan import read_paths  # noqa: E402
 from .supervisor import RunConfig, Supervisor  # noqa: E402
 
@@ -167,38 +175,145 @@ def run_main(argv: Sequence[str] | None = None) -> int:
 
 
 def query_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="engine-query",
-                                 description="Read the fingerprint store (never blocks a run).")
+    ap = argparse.ArgumentParser(
+        prog="engine-query",
+        description="Read the fingerprint store: show, export, find similar tracks, make "
+                    "playlists, find duplicates, chart. Never blocks a running engine-run.",
+        epilog="TRACK is a path as engine-run saw it, a track id, or (similar, plot) any "
+               "audio file, fingerprinted on the spot. Exit codes: 0 ok, 2 usage error or "
+               "nothing to answer with (unknown track, empty library), 3 the store cannot be "
+               "read. docs/QUERY.md explains the distance and its weights.",
+    )
     ap.add_argument("--db", default="fingerprints.lmdb", help="the LMDB store [%(default)s]")
-    sub = ap.add_subparsers(dest="command", required=True)
-    ex = sub.add_parser("export", help="every fingerprint, as engine-run --jsonl writes them")
-    ex.add_argument("--format", choices=["jsonl"], default="jsonl")
-    ex.add_argument("-o", "--output", default="-", help="file, or - for stdout [-]")
+    sub = ap.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def weights(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--weight", action="append", default=[], metavar="NAME=W",
+                       help="override the weight of one value in the distance (repeatable; "
+                            "0 ignores it); defaults in docs/QUERY.md")
+        p.add_argument("--no-cache", action="store_true",
+                       help="do not use or write the library cache in DB/query-cache")
+
+    p = sub.add_parser("show", help="the 25 values of one track, with names and units")
+    p.add_argument("track", metavar="TRACK")
+    p.add_argument("--json", action="store_true", help="one JSON record instead of a table")
+
+    p = sub.add_parser("export", help="every current fingerprint as JSONL, CSV or NumPy")
+    p.add_argument("--format", choices=["jsonl", "csv", "npy"], default="jsonl",
+                   help="jsonl: engine-run --jsonl records; csv: one row a track; npy: an "
+                        "n x 25 float64 matrix plus FILE.tracks.csv (row, track_id, path) "
+                        "[%(default)s]")
+    p.add_argument("-o", "--output", default="-", help="file, or - for stdout [-]")
+
     sub.add_parser("stats", help="counts, versions, store size, evictions (JSON)")
+
+    p = sub.add_parser("failures", help="files that could not be fingerprinted, and why")
+    p.add_argument("--kind", help="only failures of this kind (e.g. decode, timeout)")
+    p.add_argument("--jsonl", action="store_true", help="one JSON record per failure")
+
+    p = sub.add_parser("similar", help="the tracks that sound most like TRACK")
+    p.add_argument("track", metavar="TRACK")
+    p.add_argument("-k", type=_positive, default=10, help="how many [%(default)s]")
+    p.add_argument("--jsonl", action="store_true", help="one JSON record per result")
+    weights(p)
+
+    p = sub.add_parser("playlist", help="a smooth playlist from SEED (to --to), as M3U")
+    p.add_argument("seed", metavar="SEED")
+    p.add_argument("-n", type=_positive, default=30,
+                   help="tracks, seed (and target) included [%(default)s]")
+    p.add_argument("--to", metavar="TARGET", help="end on this track, drifting towards it")
+    p.add_argument("-o", "--output", default="-", help="file, or - for stdout [-]")
+    p.add_argument("--jsonl", action="store_true", help="JSON records instead of M3U")
+    p.add_argument("--allow-duplicates", action="store_true",
+                   help="let the same music in another encoding (a near duplicate of a track "
+                        "already chosen) come again")
+    weights(p)
+
+    p = sub.add_parser("duplicates", help="identical files, and the same music in other "
+                                          "encodings")
+    p.add_argument("--max-distance", type=float, default=DEFAULT_DUPLICATE_DISTANCE,
+                   help="largest distance of a near pair [%(default)s]")
+    p.add_argument("--duration-tolerance", type=float, default=DEFAULT_DUPLICATE_DURATION_S,
+                   help="largest duration difference of a near pair, s [%(default)s]")
+    p.add_argument("--jsonl", action="store_true", help="one JSON record per group or pair")
+    weights(p)
+
+    p = sub.add_parser("plot", help="one track against the library's distribution (image)")
+    p.add_argument("track", metavar="TRACK")
+    p.add_argument("-o", "--output", required=True, help="image file (.png, .svg, .pdf)")
+    p.add_argument("--no-cache", action="store_true", help=argparse.SUPPRESS)
+
+    p = sub.add_parser("map", help="a 2-D (PCA) map of the library, coloured by a value")
+    p.add_argument("-o", "--output", required=True, help="image file (.png, .svg, .pdf)")
+    p.add_argument("--color", default="tempo_bpm", help="value to colour by [%(default)s]")
+    p.add_argument("--highlight", action="append", default=[], metavar="TRACK",
+                   help="mark this track (repeatable)")
+    weights(p)
     return ap
 
 
+def _query(s: st.Store, args: argparse.Namespace) -> None:
+    out = sys.stdout
+    cache = not getattr(args, "no_cache", False)
+    match args.command:
+        case "show":
+            q.cmd_show(s, args.track, out, as_json=args.json)
+        case "export":
+            q.cmd_export(s, args.format, args.output, out)
+        case "stats":
+            out.write(json.dumps(q.cmd_stats(s), indent=2, sort_keys=True) + "\n")
+        case "failures":
+            q.cmd_failures(s, out, as_jsonl=args.jsonl, kind=args.kind)
+        case "similar":
+            q.cmd_similar(s, args.track, out, k=args.k, weights=args.weight,
+                          as_jsonl=args.jsonl, cache=cache)
+        case "playlist":
+            if args.output == "-":
+                q.cmd_playlist(s, args.seed, out, n=args.n, to=args.to, weights=args.weight,
+                               as_jsonl=args.jsonl, allow_duplicates=args.allow_duplicates,
+                               cache=cache)
+            else:
+                with open(args.output, "w", encoding="utf-8", errors="surrogateescape") as f:
+                    q.cmd_playlist(s, args.seed, f, n=args.n, to=args.to, weights=args.weight,
+                                   as_jsonl=args.jsonl,
+                                   allow_duplicates=args.allow_duplicates, cache=cache)
+        case "duplicates":
+            q.cmd_duplicates(s, out, max_distance=args.max_distance,
+                             duration_tolerance_s=args.duration_tolerance, weights=args.weight,
+                             as_jsonl=args.jsonl, cache=cache)
+        case "plot":
+            r = q.cmd_plot(s, args.track, args.output, cache=cache)
+            print(f"engine-query: wrote {args.output} ({r.label})", file=sys.stderr)
+        case "map":
+            n = q.cmd_map(s, args.output, color=args.color, highlight=args.highlight,
+                          weights=args.weight, cache=cache)
+            print(f"engine-query: wrote {args.output} ({n} tracks)", file=sys.stderr)
+
+
 def query_main(argv: Sequence[str] | None = None) -> int:
-    """``engine-query``: 0 on success, 2 on a usage or store error."""
+    """``engine-query``: 0 on success, 2 on a usage error or an unanswerable question, 3 when
+    the store cannot be read."""
     args = query_parser().parse_args(argv)
     try:
         s = st.Store.open(st.StoreConfig(args.db), readonly=True)
     except FingerprintError as e:
         print(f"engine-query: {e}", file=sys.stderr)
-        return EXIT_USAGE
+        return EXIT_STORE
     try:
-        if args.command == "stats":
-            print(json.dumps(s.stats(), indent=2, sort_keys=True))
-        elif args.command == "export":
-            if args.output == "-":
-                export_jsonl(s, sys.stdout)
-            else:
-                with open(args.output, "w", encoding="utf-8") as f:
-                    export_jsonl(s, f)
-    except BrokenPipeError:
-        with contextlib.suppress(OSError):
-            sys.stdout = open(os.devnull, "w")
-        return EXIT_OK
+        _query(s, args)
+    except st.StoreError as e:
+        print(f"engine-query: {e}", file=sys.stderr)
+        return EXIT_STORE
+    except FingerprintError as e:
+        print(f"engine-query: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    except OSError as e:
+        if isinstance(e, BrokenPipeError):
+            with contextlib.suppress(OSError):
+                sys.stdout = open(os.devnull, "w")
+            return EXIT_OK
+        print(f"engine-query: {e.filename or ''}: {e.strerror or e}", file=sys.stderr)
+        return EXIT_USAGE
     finally:
         s.close()
     return EXIT_OK

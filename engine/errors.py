@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from kernels.errors import FingerprintError
 
-__all__ = ["FingerprintError", "StoreError"]
+__all__ = ["FingerprintError", "QueryError", "StoreError"]
 
 
 class StoreError(FingerprintError):
@@ -17,4 +17,13 @@ class StoreError(FingerprintError):
     that opened it, a second writer, a full disk, or a batch that breaks the catalog's rules
     (for example a fingerprint for a track the store does not hold). The message names the
     store's path and the value at fault.
+    """
+
+
+class QueryError(FingerprintError):
+    """An ``engine-query`` request that cannot be answered as asked.
+
+    Raised for a track the store does not know, an unknown value name in ``--weight`` or
+    ``--color``, a library with no current fingerprint, or a missing optional extra
+    (matplotlib for ``plot`` and ``map``). The message names the value and the fix.
     """

@@ -1,40 +1,552 @@
-"""The store's read side: export and stats (engine-query). Never blocks a running engine-run.
+"""The store's read side (``engine-query``): show, export, stats, failures, similar, playlist,
+duplicates, plot and map. Never blocks a running engine-run.
 
-Readers open the LMDB environment read-only, take one read transaction per listing (a
-consistent snapshot even while the supervisor commits), and never write: reading does not touch
-the LRU access times (a later issue decides how reads feed the LRU).
+Readers open the LMDB environment read-only and take one read transaction per listing (a
+consistent snapshot even while the supervisor commits); they never write to LMDB. Commands that
+*use* particular fingerprints (show, similar, playlist, plot) record them in the store's
+``reads.log``, which the writer folds into its LRU at its next commit (engine/store.py, "Reads
+feed the LRU"). Bulk reads (export, stats, failures, duplicates, map) record nothing.
+
+Each command is a function taking the open store, the parsed options and an output stream, so
+that tests call them in-process; ``engine.cli`` only parses and maps errors to exit codes.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import Any, TextIO
+import csv
+import math
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any, Final, TextIO
 
-from kernels import FINGERPRINT_NAMES
+import numpy as np
+import numpy.typing as npt
+
+from kernels import FINGERPRINT_NAMES, FINGERPRINT_UNITS, FINGERPRINT_VERSION
+from kernels.errors import FingerprintError
 
 from . import store as st
+from .errors import QueryError
+from .scan import display
+from .similarity import DUPLICATE_WEIGHTS, Library, duplicates, nearest, parse_weights, playlist
 from .supervisor import jsonl_line
+
+__all__ = [
+    "DEFAULT_DUPLICATE_DISTANCE",
+    "DEFAULT_DUPLICATE_DURATION_S",
+    "Ref",
+    "cmd_duplicates",
+    "cmd_export",
+    "cmd_failures",
+    "cmd_map",
+    "cmd_playlist",
+    "cmd_plot",
+    "cmd_show",
+    "cmd_similar",
+    "cmd_stats",
+    "export_jsonl",
+    "export_records",
+    "resolve",
+]
+
+#: ``duplicates``: largest distance D of a near pair (IQRs, engine/similarity.py, with its
+#: DUPLICATE_WEIGHTS). Calibrated by bench/query_calibration.py (docs/QUERY.md): the same
+#: audio as FLAC, OGG q6 and MP3 192k stays under it (0.01-0.03 typically, 0.24 at worst, when
+#: the encode flips the tempo estimate), different tracks of similar length lie above 0.9.
+DEFAULT_DUPLICATE_DISTANCE: Final = 0.25
+#: ``duplicates``: largest duration difference of a near pair, seconds (encoder padding and
+#: trimming change a track's length by a few hundredths of a second).
+DEFAULT_DUPLICATE_DURATION_S: Final = 0.5
+
+_UNITS: Final = dict(zip(FINGERPRINT_NAMES, FINGERPRINT_UNITS, strict=True))
+
+
+# --------------------------------------------------------------------------------------------
+# Which track: PATH or ID
+
+
+@dataclass(frozen=True, slots=True)
+class Ref:
+    """A track named on the command line, resolved.
+
+    Attributes
+    ----------
+    label : str
+        What to call it in output: its path (printable) or the argument.
+    path : str or None
+        Its path (in the store, or on disk for an outside file).
+    track_id : int or None
+        Its id when the store has it.
+    values : np.ndarray, shape (25,), float64
+        Its fingerprint.
+    version : int
+        The fingerprint's version (this code's for an outside file).
+    row : int or None
+        Its row in the library, when given one and it is there.
+    note : str or None
+        How it was found when that is worth saying (a copy's fingerprint, computed now).
+    """
+
+    label: str
+    path: str | None
+    track_id: int | None
+    values: npt.NDArray[np.float64]
+    version: int
+    row: int | None = None
+    note: str | None = None
+
+
+def _from_record(s: st.Store, track: st.TrackRecord, lib: Library | None,
+                 note: str | None = None) -> Ref | None:
+    fp = s.get_fingerprint(track.track_id)
+    if fp is None:
+        return None
+    return Ref(display(track.path), track.path, track.track_id, np.array(fp.values),
+               fp.version, None if lib is None else lib.row(track.track_id), note)
+
+
+def resolve(s: st.Store, ref: str, *, lib: Library | None = None,
+            compute: bool = False) -> Ref:
+    """Find the track a user named: a path in the store, a track id, or (``compute``) a file.
+
+    A path is tried first, made absolute as engine-run makes it (``os.path.abspath``, links not
+    resolved); then a file with the same content key (a copy or a moved file); then, when
+    ``ref`` is all digits, a track id; then, with ``compute``, the file is fingerprinted now.
+
+    Parameters
+    ----------
+    s : Store
+    ref : str
+        The command-line argument.
+    lib : Library, optional, keyword-only
+        When given, the result's ``row`` is filled in.
+    compute : bool, keyword-only
+        Fingerprint a file the store does not have instead of failing.
+
+    Returns
+    -------
+    Ref
+
+    Raises
+    ------
+    QueryError
+        When nothing matches, or the track has no fingerprint (failed, evicted, not yet run).
+    """
+    path = os.path.abspath(ref)
+    exists = os.path.isfile(path)
+    if exists or not ref.isdigit():
+        track, _fp, failure = s.lookup(path)
+        if track is not None:
+            found = _from_record(s, track, lib)
+            if found is not None:
+                return found
+            raise QueryError(_no_fingerprint(s, path, failure))
+        if exists:
+            with_key = _by_content(s, path, lib)
+            if with_key is not None:
+                return with_key
+            if compute:
+                return _compute(path, lib)
+            raise QueryError(
+                f"{display(path)} is not in the store {s.path}: run engine-run --db {s.path} "
+                f"on it first"
+            )
+        if failure is not None:
+            raise QueryError(_no_fingerprint(s, path, failure))
+        if not ref.isdigit():
+            raise QueryError(
+                f"no track at {display(path)}: not in the store {s.path} and no such file; "
+                f"give a path as engine-run saw it, or a track id"
+            )
+    track = s.get_track(int(ref))
+    if track is None:
+        raise QueryError(f"no track with id {ref} in the store {s.path}: engine-query export "
+                         f"lists the ids")
+    found = _from_record(s, track, lib)
+    if found is None:
+        raise QueryError(_no_fingerprint(s, track.path, None))
+    return found
+
+
+def _no_fingerprint(s: st.Store, path: str, failure: st.FailureRecord | None) -> str:
+    if failure is not None:
+        return (f"{display(path)} has no fingerprint: it failed ({failure.kind}: "
+                f"{failure.message}); fix the file and run engine-run --retry-failed")
+    return (f"{display(path)} has no fingerprint in the store {s.path} (not computed yet, or "
+            f"evicted): run engine-run --db {s.path} on it")
+
+
+def _by_content(s: st.Store, path: str, lib: Library | None) -> Ref | None:
+    try:
+        size = os.stat(path).st_size
+        key = st.content_key(path, size)
+    except (OSError, st.StoreError):
+        return None
+    track = s.find_by_content_key(key)
+    if track is None:
+        return None
+    found = _from_record(s, track, lib, note=f"same content as {display(track.path)}")
+    return None if found is None else Ref(display(path), path, found.track_id, found.values,
+                                          found.version, found.row, found.note)
+
+
+def _compute(path: str, lib: Library | None) -> Ref:
+    from kernels import fingerprint_file  # the analyzer's imports only when needed
+
+    t0 = time.perf_counter()
+    try:
+        fp = fingerprint_file(path)
+    except FingerprintError as exc:
+        raise QueryError(f"{display(path)} is not in the store and cannot be fingerprinted: "
+                         f"{exc}") from exc
+    return Ref(display(path), path, None, fp.as_array(), FINGERPRINT_VERSION, None,
+               f"not in the store: fingerprinted now in {time.perf_counter() - t0:.1f} s")
+
+
+def _library(s: st.Store, *, cache: bool = True, need: int = 1) -> Library:
+    lib = Library.load(s, cache=cache)
+    if len(lib) < need:
+        raise QueryError(
+            f"the store {s.path} holds {len(lib)} fingerprint(s) of version "
+            f"{FINGERPRINT_VERSION}; this needs at least {need}: run engine-run on the library"
+        )
+    return lib
+
+
+def _in_library(ref: Ref, lib: Library, s: st.Store) -> int:
+    if ref.row is None:
+        raise QueryError(
+            f"{ref.label} is not in the library of {s.path} (a playlist runs through "
+            f"fingerprinted tracks): run engine-run on it first"
+        )
+    return ref.row
+
+
+def _paths(s: st.Store, track_ids: Sequence[int]) -> list[str]:
+    out = []
+    for tid in track_ids:
+        t = s.get_track(tid)
+        out.append("" if t is None else t.path)
+    return out
+
+
+def _fmt(v: float) -> str:
+    return f"{v:.4g}"
+
+
+# --------------------------------------------------------------------------------------------
+# show, export, stats, failures
+
+
+def cmd_show(s: st.Store, ref: str, out: TextIO, *, as_json: bool = False) -> None:
+    """The 25 values of one stored track with names and units (or one JSON record)."""
+    r = resolve(s, ref)
+    fp = s.get_fingerprint(r.track_id) if r.track_id is not None else None
+    track = s.get_track(r.track_id) if r.track_id is not None else None
+    assert fp is not None and track is not None
+    s.record_reads([fp.track_id])
+    if as_json:
+        out.write(jsonl_line(_record(track, fp) | {"version": fp.version,
+                                                   "current": st.is_current(fp)}))
+        return
+    out.write(f"{r.label}\n")
+    if r.note:
+        out.write(f"  ({r.note})\n")
+    out.write(f"  track {track.track_id}, {fp.duration_s:.2f} s, {fp.sample_rate} Hz, "
+              f"{fp.channels} ch, {track.size} bytes, fingerprint version {fp.version}"
+              f"{'' if st.is_current(fp) else ' (stale: engine-run will recompute it)'}\n")
+    width = max(map(len, FINGERPRINT_NAMES))
+    for i, (name, v) in enumerate(zip(FINGERPRINT_NAMES, fp.values, strict=True)):
+        out.write(f"  {i + 1:2d} {name:<{width}}  {v:>12.6g}  {_UNITS[name]}\n")
+
+
+def _record(track: st.TrackRecord, fp: st.FingerprintRecord) -> dict[str, Any]:
+    return {
+        "path": track.path,
+        "track_id": track.track_id,
+        "status": "ok",
+        "fingerprint": dict(zip(FINGERPRINT_NAMES, fp.values, strict=True)),
+        "duration_s": fp.duration_s,
+        "sample_rate": fp.sample_rate,
+        "channels": fp.channels,
+        "error": None,
+    }
 
 
 def export_records(s: st.Store) -> Iterator[dict[str, Any]]:
-    """Every stored fingerprint as the record ``engine-run --jsonl`` writes (status "ok")."""
+    """Every current fingerprint as the record ``engine-run --jsonl`` writes (status "ok")."""
     for track, fp in s.iter_fingerprints():
-        yield {
-            "path": track.path,
-            "track_id": track.track_id,
-            "status": "ok",
-            "fingerprint": dict(zip(FINGERPRINT_NAMES, fp.values, strict=True)),
-            "duration_s": fp.duration_s,
-            "sample_rate": fp.sample_rate,
-            "channels": fp.channels,
-            "error": None,
-        }
+        if st.is_current(fp):
+            yield _record(track, fp)
 
 
 def export_jsonl(s: st.Store, out: TextIO) -> int:
-    """Write every fingerprint as JSONL; returns how many."""
+    """Write every current fingerprint as JSONL; returns how many."""
     n = 0
     for rec in export_records(s):
         out.write(jsonl_line(rec))
         n += 1
     return n
+
+
+_CSV_HEAD: Final = ("track_id", "path", "duration_s", "sample_rate", "channels",
+                    *FINGERPRINT_NAMES)
+
+
+def export_csv(s: st.Store, out: TextIO) -> int:
+    """Write every current fingerprint as CSV (header row, RFC 4180 quoting); returns how many.
+
+    Values are written with ``repr`` precision (they read back bit for bit).
+    """
+    w = csv.writer(out, lineterminator="\n")
+    w.writerow(_CSV_HEAD)
+    n = 0
+    for track, fp in s.iter_fingerprints():
+        if st.is_current(fp):
+            w.writerow((track.track_id, track.path, repr(fp.duration_s), fp.sample_rate,
+                        fp.channels, *map(repr, fp.values)))
+            n += 1
+    return n
+
+
+def sidecar_path(npy_path: str) -> str:
+    """The id/path sidecar of an exported ``.npy``: ``X.npy`` -> ``X.tracks.csv``."""
+    stem = npy_path[:-4] if npy_path.endswith(".npy") else npy_path
+    return stem + ".tracks.csv"
+
+
+def export_npy(s: st.Store, path: str) -> int:
+    """Write the current fingerprints as an ``(n, 25)`` float64 ``.npy`` plus a sidecar CSV.
+
+    The sidecar (:func:`sidecar_path`) has columns ``row, track_id, path``: row i of the matrix
+    is the track on its row i. Both come from one snapshot. Memory stays flat: rows stream to a
+    temporary file first, and the ``.npy`` header (which needs the count) is written last.
+
+    Returns
+    -------
+    int
+        Rows written.
+    """
+    folder = os.path.dirname(os.path.abspath(path))
+    side = sidecar_path(path)
+    n = 0
+    with tempfile.TemporaryFile(dir=folder) as raw, \
+            open(side, "w", encoding="utf-8", errors="surrogateescape", newline="") as sf:
+        w = csv.writer(sf, lineterminator="\n")
+        w.writerow(("row", "track_id", "path"))
+        for track, fp in s.iter_fingerprints():
+            if st.is_current(fp):
+                raw.write(np.asarray(fp.values, dtype="<f8").tobytes())
+                w.writerow((n, track.track_id, track.path))
+                n += 1
+        raw.seek(0)
+        with open(path, "wb") as f:
+            np.lib.format.write_array_header_1_0(
+                f, {"descr": "<f8", "fortran_order": False, "shape": (n, len(FINGERPRINT_NAMES))})
+            shutil.copyfileobj(raw, f, 1 << 20)
+    return n
+
+
+def cmd_export(s: st.Store, fmt: str, output: str, out: TextIO) -> int:
+    """``export --format jsonl|csv|npy [-o FILE]``; returns the count written."""
+    if fmt == "npy":
+        if output == "-":
+            raise QueryError("export --format npy needs -o FILE.npy (it writes FILE.npy and its "
+                             "sidecar FILE.tracks.csv)")
+        return export_npy(s, output)
+    writer = export_jsonl if fmt == "jsonl" else export_csv
+    if output == "-":
+        return writer(s, out)
+    with open(output, "w", encoding="utf-8", errors="surrogateescape", newline="") as f:
+        return writer(s, f)
+
+
+def cmd_stats(s: st.Store) -> dict[str, Any]:
+    """The store's counts and sizes (:meth:`Store.stats`) as a JSON-ready dict."""
+    return dict(s.stats())
+
+
+def cmd_failures(s: st.Store, out: TextIO, *, as_jsonl: bool = False,
+                 kind: str | None = None) -> int:
+    """Every failure record (optionally of one kind): a table or JSONL; returns the count."""
+    n = 0
+    rows = []
+    for f in s.iter_failures():
+        if kind is not None and f.kind != kind:
+            continue
+        n += 1
+        if as_jsonl:
+            out.write(jsonl_line({"track_id": f.track_id, "path": f.path, "kind": f.kind,
+                                  "message": f.message, "attempts": f.attempts}))
+        else:
+            rows.append(f)
+    if not as_jsonl:
+        if not rows:
+            out.write("no failures\n")
+        else:
+            kw = max(4, *(len(f.kind) for f in rows))
+            out.write(f"{'track':>7}  {'kind':<{kw}}  tries  path: message\n")
+            for f in rows:
+                out.write(f"{f.track_id:>7}  {f.kind:<{kw}}  {f.attempts:>5}  "
+                          f"{display(f.path)}: {display(f.message)}\n")
+    return n
+
+
+# --------------------------------------------------------------------------------------------
+# similar, playlist, duplicates
+
+
+def cmd_similar(s: st.Store, ref: str, out: TextIO, *, k: int = 10,
+                weights: Sequence[str] = (), as_jsonl: bool = False,
+                cache: bool = True) -> list[dict[str, Any]]:
+    """The ``k`` tracks most similar to ``ref`` (a stored track, or any file: fingerprinted
+    now), nearest first, with the values that differ most; returns the result records."""
+    w = parse_weights(weights)
+    lib = _library(s, cache=cache)
+    r = resolve(s, ref, lib=lib, compute=True)
+    q = lib.scaling.apply(r.values)
+    found = nearest(lib, q, w, k, exclude=() if r.row is None else (r.row,))
+    paths = _paths(s, [n.track_id for n in found])
+    results: list[dict[str, Any]] = []
+    for rank, (nb, path) in enumerate(zip(found, paths, strict=True), 1):
+        diff = lib.differences(q, lib.z[nb.row], w)
+        col = [FINGERPRINT_NAMES.index(d) for d in diff]
+        results.append({
+            "rank": rank, "track_id": nb.track_id, "path": path,
+            "distance": round(nb.distance, 6),
+            "differs_most": [{"name": FINGERPRINT_NAMES[c], "query": float(r.values[c]),
+                              "value": float(lib.values[nb.row, c])} for c in col],
+        })
+    s.record_reads(([] if r.track_id is None else [r.track_id])
+                   + [n.track_id for n in found])
+    if as_jsonl:
+        for rec in results:
+            out.write(jsonl_line({"query": r.path, "query_track_id": r.track_id} | rec))
+        return results
+    out.write(f"similar to {r.label}" + (f" ({r.note})" if r.note else "") +
+              f", among {len(lib)} tracks:\n")
+    if not results:
+        out.write("  (no other track)\n")
+        return results
+    out.write(f"{'#':>3}  {'distance':>8}  {'track':>7}  path  [differs most in]\n")
+    for rec in results:
+        diffs = ", ".join(f"{d['name']} {_fmt(d['query'])}->{_fmt(d['value'])}"
+                          for d in rec["differs_most"])
+        out.write(f"{rec['rank']:>3}  {rec['distance']:>8.3f}  {rec['track_id']:>7}  "
+                  f"{display(rec['path'])}  [{diffs}]\n")
+    return results
+
+
+def cmd_playlist(s: st.Store, seed: str, out: TextIO, *, n: int = 30, to: str | None = None,
+                 weights: Sequence[str] = (), as_jsonl: bool = False,
+                 allow_duplicates: bool = False, cache: bool = True) -> list[dict[str, Any]]:
+    """A smooth playlist from ``seed`` (to ``to``): M3U (extended) or JSONL; returns records.
+
+    No track comes twice, nor (unless ``allow_duplicates``) a near duplicate of one already in
+    it (:data:`DEFAULT_DUPLICATE_DISTANCE`, :data:`DEFAULT_DUPLICATE_DURATION_S`)."""
+    w = parse_weights(weights)
+    lib = _library(s, cache=cache)
+    a = _in_library(resolve(s, seed, lib=lib), lib, s)
+    b = None if to is None else _in_library(resolve(s, to, lib=lib), lib, s)
+    rows = playlist(lib, a, n, w, target=b,
+                    distinct=0.0 if allow_duplicates else DEFAULT_DUPLICATE_DISTANCE,
+                    distinct_weights=parse_weights(base=DUPLICATE_WEIGHTS),
+                    duration_tolerance_s=DEFAULT_DUPLICATE_DURATION_S)
+    ids = [int(lib.track_ids[i]) for i in rows]
+    paths = _paths(s, ids)
+    records: list[dict[str, Any]] = []
+    for pos, (row, tid, path) in enumerate(zip(rows, ids, paths, strict=True)):
+        step = 0.0 if pos == 0 else lib.distance(rows[pos - 1], row, w)
+        records.append({"position": pos + 1, "track_id": tid, "path": path,
+                        "duration_s": float(lib.duration_s[row]), "step_distance": round(step, 6)})
+    s.record_reads(ids)
+    if as_jsonl:
+        for rec in records:
+            out.write(jsonl_line(rec))
+        return records
+    out.write("#EXTM3U\n")
+    for rec in records:
+        path = rec["path"]
+        if "\n" in path or "\r" in path:  # an M3U line cannot hold it; JSONL can
+            out.write(f"# skipped track {rec['track_id']}: its path has a line break\n")
+            continue
+        title = os.path.splitext(os.path.basename(path))[0].replace(",", " ")
+        out.write(f"#EXTINF:{math.ceil(rec['duration_s'])},{title}\n{path}\n")
+    return records
+
+
+def cmd_duplicates(s: st.Store, out: TextIO, *,
+                   max_distance: float = DEFAULT_DUPLICATE_DISTANCE,
+                   duration_tolerance_s: float = DEFAULT_DUPLICATE_DURATION_S,
+                   weights: Sequence[str] = (), as_jsonl: bool = False,
+                   cache: bool = True) -> list[dict[str, Any]]:
+    """Exact duplicates (same content key) and near ones (same duration, distance under
+    ``max_distance``): a listing or JSONL; returns the records."""
+    if not (math.isfinite(max_distance) and max_distance >= 0):
+        raise QueryError(f"--max-distance {max_distance}: must be a number >= 0")
+    if not (math.isfinite(duration_tolerance_s) and duration_tolerance_s >= 0):
+        raise QueryError(f"--duration-tolerance {duration_tolerance_s}: must be a number >= 0")
+    w = parse_weights(weights, base=DUPLICATE_WEIGHTS)
+    lib = _library(s, cache=cache, need=0)
+    rep = duplicates(lib, w, max_distance=max_distance,
+                     duration_tolerance_s=duration_tolerance_s)
+    records: list[dict[str, Any]] = []
+    for group in rep.exact:
+        ids = [int(lib.track_ids[i]) for i in group]
+        records.append({"kind": "exact", "distance": 0.0,
+                        "content_key": lib.content_keys[group[0]].tobytes().hex(),
+                        "tracks": [{"track_id": t, "path": p}
+                                   for t, p in zip(ids, _paths(s, ids), strict=True)]})
+    for i, j, d in rep.near:
+        ids = [int(lib.track_ids[i]), int(lib.track_ids[j])]
+        records.append({"kind": "near", "distance": round(d, 6),
+                        "tracks": [{"track_id": t, "path": p}
+                                   for t, p in zip(ids, _paths(s, ids), strict=True)]})
+    if as_jsonl:
+        for rec in records:
+            out.write(jsonl_line(rec))
+        return records
+    out.write(f"{len(rep.exact)} group(s) of identical files, {len(rep.near)} near pair(s) "
+              f"(D <= {max_distance:g}, durations within {duration_tolerance_s:g} s) among "
+              f"{len(lib)} tracks\n")
+    for rec in records:
+        head = "exact" if rec["kind"] == "exact" else f"near  D={rec['distance']:.3f}"
+        out.write(f"{head}\n")
+        for t in rec["tracks"]:
+            out.write(f"    {t['track_id']:>7}  {display(t['path'])}\n")
+    return records
+
+
+# --------------------------------------------------------------------------------------------
+# plot, map
+
+
+def cmd_plot(s: st.Store, ref: str, output: str, *, cache: bool = True) -> Ref:
+    """One fingerprint against the library's distribution, as an image (``engine.plots``)."""
+    from .plots import plot_track, require_matplotlib
+
+    require_matplotlib()
+    lib = _library(s, cache=cache)
+    r = resolve(s, ref, lib=lib, compute=True)
+    plot_track(lib, r.values, title=r.label, output=output, row=r.row)
+    if r.track_id is not None:
+        s.record_reads([r.track_id])
+    return r
+
+
+def cmd_map(s: st.Store, output: str, *, color: str = "tempo_bpm",
+            highlight: Sequence[str] = (), weights: Sequence[str] = (),
+            cache: bool = True) -> int:
+    """A 2-D PCA map of the library coloured by a value, as an image; returns the track count."""
+    from .plots import plot_map, require_matplotlib
+
+    require_matplotlib()
+    w = parse_weights(weights)
+    lib = _library(s, cache=cache, need=2)
+    rows = [_in_library(resolve(s, h, lib=lib), lib, s) for h in highlight]
+    plot_map(lib, color=color, output=output, weights=w, highlight=rows)
+    return len(lib)

@@ -23,7 +23,10 @@ formats below are Python :mod:`struct` notation.
     store; each fingerprint record carries its own version, which is the one that counts),
     ``next_id`` (lowest track id never committed), ``tick`` (the access clock: last tick given
     out), ``evictions`` (fingerprints evicted by the bounds, ever) and ``fingerprint_bytes``
-    (key + value bytes of all entries of ``fingerprints``, what ``max_bytes`` bounds).
+    (key + value bytes of all entries of ``fingerprints``, what ``max_bytes`` bounds) and
+    ``generation`` (commits that changed the library: every commit but one of :class:`Touch`
+    operations only; a reader's cache built from the store is valid while it is unchanged;
+    absent in stores written before it existed, which reads as 0).
 ``tracks``
     track id -> ``<qqB`` size, mtime_ns, n; then the n-byte content key; then the path bytes
     (the rest of the value). Path bytes are the path's UTF-8 encoding with ``surrogateescape``,
@@ -62,6 +65,19 @@ Catalog rules (enforced by :meth:`Store.commit`)
   :class:`TrackRecord` stays, so :meth:`Store.lookup` answers "known, no fingerprint" and the
   supervisor recomputes the track when it is next asked for.
 
+Reads feed the LRU through ``reads.log``
+----------------------------------------
+Readers never write to LMDB (a write transaction would wait for the writer's). A reader that
+*used* fingerprints (``engine-query show``, ``similar``, ``playlist``, ``plot``) appends their
+track ids to ``reads.log`` in the store directory (8-byte big-endian ids, one ``write`` with
+``O_APPEND``) through :meth:`Store.record_reads`. The writer folds the log into its next
+commit as a :class:`Touch`, so those fingerprints become the most recently used; until a writer
+opens the store, the log waits. It is bounded (:data:`READS_LOG_MAX` bytes: past that, reads
+are not recorded) and best effort: a read is lost when the store directory is not writable for
+the reader, or when the reader appends in the microseconds between the writer renaming the log
+and reading it. Bulk reads (export, stats, duplicates, map) do not touch: they would make every
+fingerprint recent and the LRU meaningless.
+
 Readers and the map size
 ------------------------
 The writer grows the map (``x2``) when a batch does not fit. A reader whose map is smaller than
@@ -90,6 +106,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Final, TypedDict, TypeVar
 
 import lmdb
+import numpy as np
+import numpy.typing as npt
 
 from kernels.fingerprint import FINGERPRINT_NAMES, FINGERPRINT_VERSION
 
@@ -102,12 +120,14 @@ __all__ = [
     "CONTENT_KEY_CHUNK",
     "FINGERPRINT_ENTRY_BYTES",
     "PATH_KEY_MAX",
+    "READS_LOG_MAX",
     "SCHEMA_VERSION",
     "ClearFailure",
     "CommitResult",
     "DeleteTrack",
     "FailureRecord",
     "FingerprintRecord",
+    "FingerprintTable",
     "MovePath",
     "Operation",
     "PutFailure",
@@ -135,6 +155,9 @@ CONTENT_KEY_CHUNK: Final = 64 * 1024
 #: Paths whose encoding is longer than this are keyed by their digest in ``paths``.
 PATH_KEY_MAX: Final = 480
 
+#: ``reads.log`` is not appended to past this size (64 Ki reads); the writer empties it.
+READS_LOG_MAX: Final = 512 * 1024
+
 _N_VALUES: Final = len(FINGERPRINT_NAMES)
 _MiB: Final = 1024 * 1024
 _MAX_DBS: Final = 16
@@ -144,12 +167,21 @@ _MAX_MAP_SIZE: Final = 1 << 40
 _PAGE: Final = 4096
 _DB_NAMES: Final = ("meta", "tracks", "paths", "keys", "fingerprints", "failures", "atime", "lru")
 _WRITER_LOCK_NAME: Final = "writer.lock"
+_READS_LOG_NAME: Final = "reads.log"
 
 _ID = struct.Struct(">Q")
 _LRU_KEY = struct.Struct(">QQ")
 _TRACK_HEAD = struct.Struct("<qqB")
 _FAILURE_HEAD = struct.Struct("<qqIHI")
 _FP = struct.Struct(f"<HHIddd{_N_VALUES}d")
+
+#: The ``fingerprints`` value layout as a numpy record (the same bytes as ``_FP``).
+_FP_DTYPE: Final = np.dtype([
+    ("version", "<u2"), ("channels", "<u2"), ("sample_rate", "<u4"), ("duration_s", "<f8"),
+    ("decode_s", "<f8"), ("analysis_s", "<f8"), ("values", "<f8", (_N_VALUES,)),
+])
+assert _FP_DTYPE.itemsize == _FP.size
+_TABLE_CHUNK: Final = 65536
 
 #: Bytes one fingerprint occupies in ``fingerprints`` (key + value): the unit of ``max_bytes``.
 FINGERPRINT_ENTRY_BYTES: Final = _ID.size + _FP.size
@@ -160,6 +192,7 @@ _META_NEXT_ID = b"next_id"
 _META_TICK = b"tick"
 _META_EVICTIONS = b"evictions"
 _META_FP_BYTES = b"fingerprint_bytes"
+_META_GENERATION = b"generation"
 
 _U64_MAX: Final = (1 << 64) - 1
 _I64_MIN: Final = -(1 << 63)
@@ -411,12 +444,50 @@ class StoreStats(TypedDict):
     fingerprint_version: int
     tracks: int
     fingerprints: int
+    fingerprint_versions: dict[str, int]
+    current_fingerprints: int
     failures: int
     evictions: int
+    generation: int
+    pending_reads: int
     fingerprint_bytes: int
     next_id: int
     map_size: int
     used_bytes: int
+
+
+@dataclass(frozen=True, eq=False)
+class FingerprintTable:
+    """Every fingerprint of one snapshot as arrays: what the query side computes on.
+
+    Rows are in track id order. Built by :meth:`Store.fingerprint_table`.
+
+    Attributes
+    ----------
+    generation : int
+        The store's ``generation`` at the snapshot (module docstring): the table is still the
+        store's content while the generation is unchanged.
+    track_ids : np.ndarray, shape (n,), dtype int64
+    versions : np.ndarray, shape (n,), dtype uint16
+        Fingerprint version of each row.
+    values : np.ndarray, shape (n, 25), dtype float64
+        The 25 values, columns in ``kernels.FINGERPRINT_NAMES`` order.
+    duration_s : np.ndarray, shape (n,), dtype float64
+        Decoded length of each track, seconds.
+    content_keys : np.ndarray, shape (n, 16), dtype uint8
+        Each track's content key (:func:`content_key`; a key of another length is replaced by
+        its 16-byte BLAKE2b digest). Equal keys: the same file content.
+    """
+
+    generation: int
+    track_ids: npt.NDArray[np.int64]
+    versions: npt.NDArray[np.uint16]
+    values: npt.NDArray[np.float64]
+    duration_s: npt.NDArray[np.float64]
+    content_keys: npt.NDArray[np.uint8]
+
+    def __len__(self) -> int:
+        return int(self.track_ids.shape[0])
 
 
 # --------------------------------------------------------------------------------------------
@@ -437,6 +508,17 @@ def is_current(record: FingerprintRecord) -> bool:
         ``record.version == kernels.FINGERPRINT_VERSION``; ``False`` means recompute.
     """
     return record.version == FINGERPRINT_VERSION
+
+
+def _chunks(items: Iterable[_T], size: int) -> Iterator[list[_T]]:
+    chunk: list[_T] = []
+    for item in items:
+        chunk.append(item)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
 
 
 def _pread_exact(fd: int, n: int, offset: int, path: str) -> bytes:
@@ -680,9 +762,14 @@ class _Batch:
         self.tick = _u64(get(_META_TICK, db=dbs.meta))
         self.evictions = _u64(get(_META_EVICTIONS, db=dbs.meta))
         self.fp_bytes = _u64(get(_META_FP_BYTES, db=dbs.meta))
+        self.generation = _u64(get(_META_GENERATION, db=dbs.meta))
+        self.changed = False
 
     def save(self) -> None:
         put, meta = self.txn.put, self.dbs.meta
+        if self.changed:
+            self.generation += 1
+            put(_META_GENERATION, _ID.pack(self.generation), db=meta)
         put(_META_NEXT_ID, _ID.pack(self.next_id), db=meta)
         put(_META_TICK, _ID.pack(self.tick), db=meta)
         put(_META_EVICTIONS, _ID.pack(self.evictions), db=meta)
@@ -758,6 +845,7 @@ class _Batch:
     # -- operations
 
     def apply(self, op: Operation) -> None:
+        self.changed = self.changed or not isinstance(op, Touch)
         match op:
             case PutTrack(record=rec):
                 self.put_track(rec)
@@ -889,6 +977,7 @@ class _Batch:
                 self.fp_bytes -= len(idb) + len(old)
                 self.evictions += 1
                 evicted.append(track_id)
+        self.changed = self.changed or bool(evicted)
         return evicted
 
 
@@ -1201,6 +1290,9 @@ class Store:
         """
         env = self._writer_env("commit")
         ops = tuple(batch)
+        reads = self._take_reads()
+        if reads:
+            ops = (Touch(reads), *ops)
         if not ops:
             return CommitResult((), int(env.info()["map_size"]))
         where = f"commit to the store at {self._path}"
@@ -1220,6 +1312,60 @@ class Store:
         with self._id_lock:
             self._next_id = max(self._next_id, work.next_id)
         return CommitResult(tuple(evicted), int(env.info()["map_size"]))
+
+    def _take_reads(self) -> tuple[int, ...]:
+        """Empty ``reads.log`` (module docstring) and return its ids, oldest first."""
+        log_path = os.path.join(self._path, _READS_LOG_NAME)
+        if not os.path.exists(log_path):
+            return ()
+        taken = f"{log_path}.{os.getpid()}"
+        try:
+            os.replace(log_path, taken)
+            with open(taken, "rb") as f:
+                raw = f.read(READS_LOG_MAX + 4096)
+            os.unlink(taken)
+        except OSError as exc:
+            log.debug("store %s: reads.log not taken: %s", self._path, exc)
+            return ()
+        n = len(raw) // _ID.size
+        return tuple(struct.unpack(f">{n}Q", raw[: n * _ID.size]))
+
+    def record_reads(self, track_ids: Iterable[int]) -> bool:
+        """Note that fingerprints were used, so that the writer keeps them longest (LRU).
+
+        Any process may call it, a reader included: the ids go to ``reads.log`` (module
+        docstring) and the writer's next commit touches them. Best effort: nothing is raised.
+
+        Parameters
+        ----------
+        track_ids : iterable of int
+            Tracks whose fingerprints were read.
+
+        Returns
+        -------
+        bool
+            Whether the reads were recorded (``False``: the log is full or not writable).
+        """
+        self._open_env()
+        ids = [int(t) for t in track_ids if 0 < int(t) <= _U64_MAX]
+        if not ids:
+            return True
+        log_path = os.path.join(self._path, _READS_LOG_NAME)
+        data = struct.pack(f">{len(ids)}Q", *ids)
+        try:
+            fd = os.open(log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o666)
+        except OSError as exc:
+            log.debug("store %s: reads not recorded: %s", self._path, exc)
+            return False
+        try:
+            if os.fstat(fd).st_size + len(data) > READS_LOG_MAX:
+                return False
+            return os.write(fd, data) == len(data)
+        except OSError as exc:
+            log.debug("store %s: reads not recorded: %s", self._path, exc)
+            return False
+        finally:
+            os.close(fd)
 
     def _free_bytes(self) -> int:
         try:
@@ -1391,6 +1537,54 @@ class Store:
                 if item is not None:
                     yield item
 
+    def generation(self) -> int:
+        """The store's ``generation`` (module docstring): changes with every library change."""
+        with self._begin_read() as txn:
+            return _u64(txn.get(_META_GENERATION, db=self._dbs.meta))
+
+    def fingerprint_table(self) -> FingerprintTable:
+        """Every fingerprint, from one snapshot, as arrays (all versions: filter on
+        ``versions``).
+
+        Reads the records in chunks straight into preallocated arrays: memory is the table's
+        own (about 260 bytes a track) plus one chunk, and a million tracks take about a second.
+
+        Returns
+        -------
+        FingerprintTable
+        """
+        dbs = self._dbs
+        with self._begin_read() as txn:
+            generation = _u64(txn.get(_META_GENERATION, db=dbs.meta))
+            n = int(txn.stat(dbs.fingerprints)["entries"])
+            ids = np.empty(n, np.int64)
+            versions = np.empty(n, np.uint16)
+            values = np.empty((n, _N_VALUES), np.float64)
+            duration = np.empty(n, np.float64)
+            keys = np.zeros((n, 16), np.uint8)
+            cursor = txn.cursor(db=dbs.fingerprints)
+            i = 0
+            for chunk in _chunks(cursor.iternext(keys=True, values=True), _TABLE_CHUNK):
+                m = len(chunk)
+                ids[i : i + m] = np.frombuffer(b"".join(k for k, _ in chunk), ">u8")
+                rec = np.frombuffer(b"".join(v for _, v in chunk), _FP_DTYPE)
+                versions[i : i + m] = rec["version"]
+                values[i : i + m] = rec["values"]
+                duration[i : i + m] = rec["duration_s"]
+                i += m
+            get, tracks = txn.get, dbs.tracks
+            for row, track_id in enumerate(ids.tolist()):
+                raw = get(_ID.pack(track_id), db=tracks)
+                if raw is None:  # a catalog rule makes this impossible; stay total anyway
+                    continue
+                size = raw[_TRACK_HEAD.size - 1]
+                key = raw[_TRACK_HEAD.size : _TRACK_HEAD.size + size]
+                if size != 16:
+                    key = hashlib.blake2b(key, digest_size=16).digest()
+                keys[row] = np.frombuffer(key, np.uint8)
+        return FingerprintTable(generation=generation, track_ids=ids, versions=versions,
+                                values=values, duration_s=duration, content_keys=keys)
+
     def stats(self) -> StoreStats:
         """Counts and sizes of the store, from one snapshot.
 
@@ -1398,17 +1592,31 @@ class Store:
         -------
         StoreStats
             A dict: ``path``, ``schema_version``, ``fingerprint_version`` (of the last writer),
-            ``tracks``, ``fingerprints``, ``failures``, ``evictions`` (ever),
-            ``fingerprint_bytes``, ``next_id``, ``map_size`` and ``used_bytes`` (pages in use
-            times page size).
+            ``tracks``, ``fingerprints``, ``fingerprint_versions`` (version -> count, keys as
+            strings for JSON), ``current_fingerprints`` (of this code's version),
+            ``failures``, ``evictions`` (ever), ``generation``, ``pending_reads`` (ids in
+            ``reads.log`` waiting for the writer), ``fingerprint_bytes``, ``next_id``,
+            ``map_size`` and ``used_bytes`` (pages in use times page size).
         """
         dbs = self._dbs
         with self._begin_read() as txn:
             meta = {name: _u64(txn.get(name, db=dbs.meta)) for name in (
                 _META_SCHEMA, _META_FP_VERSION, _META_NEXT_ID, _META_EVICTIONS, _META_FP_BYTES)}
+            meta[_META_GENERATION] = _u64(txn.get(_META_GENERATION, db=dbs.meta))
             tracks = txn.stat(dbs.tracks)["entries"]
             fingerprints = txn.stat(dbs.fingerprints)["entries"]
             failures = txn.stat(dbs.failures)["entries"]
+            versions: dict[int, int] = {}
+            cursor = txn.cursor(db=dbs.fingerprints)
+            for chunk in _chunks(cursor.iternext(keys=False, values=True), _TABLE_CHUNK):
+                found, counts = np.unique(
+                    np.frombuffer(b"".join(v[:2] for v in chunk), "<u2"), return_counts=True)
+                for v, c in zip(found.tolist(), counts.tolist(), strict=True):
+                    versions[v] = versions.get(v, 0) + c
+        try:
+            pending = os.path.getsize(os.path.join(self._path, _READS_LOG_NAME)) // _ID.size
+        except OSError:
+            pending = 0
         env = self._open_env()
         info, psize = env.info(), env.stat()["psize"]
         return StoreStats(
@@ -1418,7 +1626,11 @@ class Store:
             tracks=tracks,
             fingerprints=fingerprints,
             failures=failures,
+            fingerprint_versions={str(v): c for v, c in sorted(versions.items())},
+            current_fingerprints=versions.get(FINGERPRINT_VERSION, 0),
             evictions=meta[_META_EVICTIONS],
+            generation=meta[_META_GENERATION],
+            pending_reads=pending,
             fingerprint_bytes=meta[_META_FP_BYTES],
             next_id=meta[_META_NEXT_ID],
             map_size=int(info["map_size"]),

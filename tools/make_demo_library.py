@@ -4,7 +4,8 @@ Usage: python tools/make_demo_library.py DIR [--seconds S]
 
 Every track is generated here (no download): click tracks and drum loops at several tempi,
 chords, noise, a glide and music-like mixes, written as WAV, FLAC, OGG Vorbis and MP3 at
-22.05, 44.1 and 48 kHz. Re-running overwrites the same files with the same content.
+22.05, 44.1 and 48 kHz; one mix is there twice, as FLAC and as MP3 (a near duplicate).
+Re-running overwrites the same files with the same content.
 """
 
 from __future__ import annotations
@@ -80,6 +81,8 @@ def tracks(seconds: float) -> list[tuple[str, int, np.ndarray]]:
         bass = 0.3 * np.sin(2 * np.pi * 98.0 * t) * (0.5 + 0.5 * np.cos(2 * np.pi * t * bpm / 60))
         left, right = mix + bass, 0.9 * mix + bass
         out.append((f"mixes/song_{bpm}bpm.{ext}", sr, np.stack([left, right], axis=1)))
+        if bpm == 100:  # the same song as an MP3 too: what `engine-query duplicates` finds
+            out.append(("mixes/copies/song_100bpm.mp3", sr, np.stack([left, right], axis=1)))
     return out
 
 

@@ -1,0 +1,520 @@
+"""Similar tracks, playlists and duplicates from the stored fingerprints.
+
+How two fingerprints are compared (docs/QUERY.md has the reasoning and the defaults)
+-----------------------------------------------------------------------------------
+1. **Transform.** Values that act on a ratio scale are taken as logarithms: ``tempo_bpm``,
+   ``spectral_centroid`` and ``spectral_rolloff`` as log2 (so 60 -> 120 BPM is as far as
+   120 -> 240, and an octave of centroid is one unit), ``spectral_flatness`` as log2 (it
+   spans decades), ``transient_density`` as log2(1 + x).
+2. **Robust scaling fitted on the library.** Each transformed value is centred on the library's
+   median and divided by its interquartile range (IQR), floored at :data:`MIN_SCALE` (a
+   difference below the floor is inaudible or within the value's measurement tolerance; the
+   floor also keeps a value that is constant in this library, e.g. ``stereo_width`` of an
+   all-mono library, from turning noise into distance). Scaled values are clipped to
+   +-:data:`Z_CLIP` so that one wild value cannot outweigh the other 24.
+3. **Weighted distance.** ``D(a, b) = sqrt(sum_k w_k (z_ak - z_bk)^2 / sum_k w_k)``: the
+   weighted root-mean-square difference, in IQRs. :data:`DEFAULT_WEIGHTS` down-weights values
+   that repeat others (seven band shares, rolloff next to centroid, bass_mid_ratio next to the
+   bands) and loudness (``lufs`` is mastering gain, not music); ``--weight NAME=W`` overrides.
+
+The scaled matrix is derived from a :class:`Library`, the store's current fingerprints plus the
+fitted scaling, cached next to the store (``<db>/query-cache/``) under the store's
+``generation``: a query after any change to the library refits, an unchanged library loads in
+a fraction of a second. Search is exact brute force (``kernels.neighbours``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import glob
+import logging
+import math
+import os
+import tempfile
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Final
+
+import numpy as np
+import numpy.typing as npt
+
+from kernels import FINGERPRINT_NAMES, FINGERPRINT_VERSION
+from kernels.neighbours import near_pairs, weighted_distances
+
+from . import store as st
+from .errors import QueryError
+
+__all__ = [
+    "DEFAULT_WEIGHTS",
+    "DUPLICATE_WEIGHTS",
+    "MIN_SCALE",
+    "Z_CLIP",
+    "DuplicateReport",
+    "Library",
+    "Neighbour",
+    "Scaling",
+    "duplicates",
+    "nearest",
+    "parse_weights",
+    "playlist",
+    "transform",
+]
+
+log = logging.getLogger(__name__)
+
+_N: Final = len(FINGERPRINT_NAMES)
+_F8 = npt.NDArray[np.float64]
+
+#: Default weight of each value in the distance (see the module docstring).
+DEFAULT_WEIGHTS: Final[Mapping[str, float]] = {
+    "sub_bass_pct": 0.5, "bass_pct": 0.5, "low_mid_pct": 0.5, "mid_pct": 0.5,
+    "upper_mid_pct": 0.5, "presence_pct": 0.5, "air_pct": 0.5,
+    "lufs": 0.25, "crest_db": 1.0, "bass_mid_ratio": 0.5,
+    "tempo_bpm": 1.0, "rhythm_stability": 1.0, "transient_density": 1.0, "silence_ratio": 0.5,
+    "spectral_centroid": 1.0, "spectral_rolloff": 0.5, "spectral_flatness": 1.0,
+    "harmonic_ratio": 1.0, "pitch_stability": 0.5, "chroma_energy": 1.0,
+    "dynamic_range_variation": 0.5, "loudness_range": 0.5, "peak_consistency": 0.5,
+    "stereo_width": 0.5, "phase_correlation": 0.5,
+}
+
+#: Weights of ``duplicates``: the defaults less the values a lossy encode moves. A codec's
+#: peak overshoot (and clipping when it is written back to 16 bits) changes crest_db, the
+#: per-second peaks and their spread by 1-2 dB, its noise floor changes spectral_flatness, and
+#: pitch_stability of a dense mix moved by 0.05 (bench/query_calibration.py measures it), so
+#: they do not decide whether two files are one song.
+DUPLICATE_WEIGHTS: Final[Mapping[str, float]] = {
+    **DEFAULT_WEIGHTS,
+    "crest_db": 0.0, "spectral_flatness": 0.0, "peak_consistency": 0.0,
+    "dynamic_range_variation": 0.0, "pitch_stability": 0.0,
+}
+
+#: Smallest scale of each (transformed) value: differences under it count as noise. About the
+#: spec's tolerance for the value, or its invariance bound for a lossy encode.
+MIN_SCALE: Final[Mapping[str, float]] = {
+    "sub_bass_pct": 0.01, "bass_pct": 0.01, "low_mid_pct": 0.01, "mid_pct": 0.01,
+    "upper_mid_pct": 0.01, "presence_pct": 0.01, "air_pct": 0.01,
+    "lufs": 0.5, "crest_db": 0.2, "bass_mid_ratio": 0.5,
+    "tempo_bpm": 0.03, "rhythm_stability": 0.02, "transient_density": 0.05,
+    "silence_ratio": 0.01, "spectral_centroid": 0.03, "spectral_rolloff": 0.03,
+    "spectral_flatness": 0.5, "harmonic_ratio": 0.03, "pitch_stability": 0.02,
+    "chroma_energy": 0.02, "dynamic_range_variation": 0.1, "loudness_range": 1.0,
+    "peak_consistency": 0.01, "stereo_width": 0.01, "phase_correlation": 0.01,
+}
+
+#: Scaled values are clipped to +-Z_CLIP IQRs.
+Z_CLIP: Final = 8.0
+
+_LOG2: Final = frozenset({"tempo_bpm", "spectral_centroid", "spectral_rolloff",
+                          "spectral_flatness"})
+_LOG2_1P: Final = frozenset({"transient_density"})
+_LOG2_COLS: Final = np.array([n in _LOG2 for n in FINGERPRINT_NAMES])
+_LOG2_FLOOR: Final = np.array([1e-10 if n == "spectral_flatness" else 1.0
+                               for n in FINGERPRINT_NAMES if n in _LOG2])
+_LOG2_1P_COLS: Final = np.array([n in _LOG2_1P for n in FINGERPRINT_NAMES])
+_MIN_SCALE: Final = np.array([MIN_SCALE[n] for n in FINGERPRINT_NAMES])
+_CACHE_DIR: Final = "query-cache"
+
+
+def transform(values: npt.ArrayLike) -> _F8:
+    """Step 1 of the comparison: logarithms of the ratio-scale values.
+
+    Parameters
+    ----------
+    values : array_like, shape (n, 25) or (25,), float64
+        Fingerprints in ``FINGERPRINT_NAMES`` order.
+
+    Returns
+    -------
+    np.ndarray, same shape, float64
+        ``log2(max(x, 1))`` for tempo, centroid and rolloff (Hz and BPM are >= 1 for any real
+        track; the clamp keeps silence finite), ``log2(max(x, 1e-10))`` for spectral flatness
+        (it spans decades: 1e-4 for a pure tone, 0.5 for noise; 1e-10 is its own floor),
+        ``log2(1 + x)`` for transient density, the value itself for the others.
+    """
+    x = np.array(values, dtype=np.float64, copy=True)
+    x[..., _LOG2_COLS] = np.log2(np.maximum(x[..., _LOG2_COLS], _LOG2_FLOOR))
+    x[..., _LOG2_1P_COLS] = np.log2(1.0 + np.maximum(x[..., _LOG2_1P_COLS], 0.0))
+    return x
+
+
+@dataclass(frozen=True, eq=False)
+class Scaling:
+    """Step 2 of the comparison: the robust scaling fitted on a library.
+
+    Attributes
+    ----------
+    center : np.ndarray, shape (25,), float64
+        Median of each transformed value.
+    scale : np.ndarray, shape (25,), float64
+        ``max(IQR, MIN_SCALE)`` of each transformed value (> 0).
+    """
+
+    center: _F8
+    scale: _F8
+
+    @classmethod
+    def fit(cls, values: npt.ArrayLike) -> Scaling:
+        """Fit on raw fingerprints, shape (n, 25); an empty library gives center 0, floors."""
+        t = transform(np.asarray(values, dtype=np.float64).reshape(-1, _N))
+        if t.shape[0] == 0:
+            return cls(np.zeros(_N), _MIN_SCALE.copy())
+        q25, q50, q75 = np.percentile(t, [25.0, 50.0, 75.0], axis=0)
+        return cls(q50, np.maximum(q75 - q25, _MIN_SCALE))
+
+    def apply(self, values: npt.ArrayLike) -> _F8:
+        """Scaled values ``clip((transform(x) - center) / scale, -Z_CLIP, Z_CLIP)``, C order."""
+        z = (transform(values) - self.center) / self.scale
+        return np.ascontiguousarray(np.clip(z, -Z_CLIP, Z_CLIP))
+
+
+def parse_weights(overrides: Sequence[str] = (), *,
+                  base: Mapping[str, float] = DEFAULT_WEIGHTS) -> _F8:
+    """The weight vector: ``base`` with ``NAME=W`` overrides applied.
+
+    Parameters
+    ----------
+    overrides : sequence of str
+        Items like ``"tempo_bpm=2"`` or ``"lufs=0"``; later ones win.
+    base : mapping of str to float, keyword-only
+        The weights before overrides: :data:`DEFAULT_WEIGHTS` (default) or
+        :data:`DUPLICATE_WEIGHTS`.
+
+    Returns
+    -------
+    np.ndarray, shape (25,), float64
+        Weights in ``FINGERPRINT_NAMES`` order.
+
+    Raises
+    ------
+    QueryError
+        For an unknown name, a value that is not a number >= 0, or all weights 0.
+    """
+    weights = dict(base)
+    for item in overrides:
+        name, sep, text = item.partition("=")
+        name = name.strip()
+        if not sep or name not in weights:
+            raise QueryError(f"--weight {item!r}: expected NAME=W with NAME one of "
+                             f"{', '.join(FINGERPRINT_NAMES)}")
+        try:
+            w = float(text)
+        except ValueError:
+            w = float("nan")
+        if not np.isfinite(w) or w < 0:
+            raise QueryError(f"--weight {item!r}: W must be a number >= 0 (0 ignores the value)")
+        weights[name] = w
+    vec = np.array([weights[n] for n in FINGERPRINT_NAMES])
+    if vec.sum() <= 0:
+        raise QueryError("--weight: every weight is 0; at least one value must count")
+    return vec
+
+
+@dataclass(frozen=True, eq=False)
+class Library:
+    """The store's current fingerprints (this code's ``FINGERPRINT_VERSION``), scaled.
+
+    Attributes
+    ----------
+    generation : int
+        The store generation it was read at.
+    track_ids : np.ndarray, shape (n,), int64
+        Sorted ascending.
+    values : np.ndarray, shape (n, 25), float64
+        Raw values.
+    duration_s : np.ndarray, shape (n,), float64
+    content_keys : np.ndarray, shape (n, 16), uint8
+    scaling : Scaling
+        Fitted on ``values``.
+    z : np.ndarray, shape (n, 25), float64
+        ``scaling.apply(values)``.
+    """
+
+    generation: int
+    track_ids: npt.NDArray[np.int64]
+    values: _F8
+    duration_s: _F8
+    content_keys: npt.NDArray[np.uint8]
+    scaling: Scaling
+    z: _F8
+
+    def __len__(self) -> int:
+        return int(self.track_ids.shape[0])
+
+    def row(self, track_id: int) -> int | None:
+        """The row of a track id, or ``None`` when it has no current fingerprint."""
+        i = int(np.searchsorted(self.track_ids, track_id))
+        return i if i < len(self) and int(self.track_ids[i]) == track_id else None
+
+    @classmethod
+    def from_arrays(cls, generation: int, track_ids: npt.ArrayLike, values: npt.ArrayLike,
+                    duration_s: npt.ArrayLike, content_keys: npt.ArrayLike,
+                    scaling: Scaling | None = None) -> Library:
+        """Assemble (and fit, when ``scaling`` is None) from arrays in track id order."""
+        vals = np.ascontiguousarray(values, dtype=np.float64).reshape(-1, _N)
+        fitted = Scaling.fit(vals) if scaling is None else scaling
+        return cls(int(generation), np.asarray(track_ids, np.int64), vals,
+                   np.asarray(duration_s, np.float64),
+                   np.asarray(content_keys, np.uint8).reshape(-1, 16), fitted,
+                   fitted.apply(vals))
+
+    @classmethod
+    def load(cls, store: st.Store, *, cache: bool = True) -> Library:
+        """The library of a store: from the cache when the store is unchanged, else rebuilt.
+
+        Parameters
+        ----------
+        store : Store
+            Open for reading (or writing).
+        cache : bool, keyword-only
+            Use and refresh ``<db>/query-cache/`` (default). A store directory the caller may
+            not write to just means no cache.
+
+        Returns
+        -------
+        Library
+        """
+        generation = store.generation()
+        folder = os.path.join(store.path, _CACHE_DIR)
+        name = os.path.join(folder, f"library-v{FINGERPRINT_VERSION}-g{generation}.npz")
+        if cache and os.path.isfile(name):
+            try:
+                with np.load(name, allow_pickle=False) as f:
+                    return cls.from_arrays(generation, f["track_ids"], f["values"],
+                                           f["duration_s"], f["content_keys"],
+                                           Scaling(f["center"], f["scale"]))
+            except (OSError, ValueError, KeyError) as exc:
+                log.warning("query cache %s unreadable (%s): rebuilding it", name, exc)
+        table = store.fingerprint_table()
+        keep = table.versions == FINGERPRINT_VERSION
+        lib = cls.from_arrays(table.generation, table.track_ids[keep], table.values[keep],
+                              table.duration_s[keep], table.content_keys[keep])
+        if cache:
+            lib._save(folder)
+        return lib
+
+    def _save(self, folder: str) -> None:
+        name = os.path.join(folder,
+                            f"library-v{FINGERPRINT_VERSION}-g{self.generation}.npz")
+        tmp = None
+        try:
+            os.makedirs(folder, exist_ok=True)
+            with tempfile.NamedTemporaryFile(dir=folder, suffix=".tmp", delete=False) as f:
+                tmp = f.name
+                np.savez(f, track_ids=self.track_ids, values=self.values,
+                         duration_s=self.duration_s, content_keys=self.content_keys,
+                         center=self.scaling.center, scale=self.scaling.scale)
+            os.replace(tmp, name)
+            tmp = None
+            for old in glob.glob(os.path.join(folder, "library-*.npz")):
+                if old != name:
+                    with contextlib.suppress(OSError):
+                        os.unlink(old)
+        except OSError as exc:
+            log.info("query cache not written to %s: %s", folder, exc)
+        finally:
+            if tmp is not None:
+                with contextlib.suppress(OSError):
+                    os.unlink(tmp)
+
+    def distances(self, q: npt.ArrayLike, weights: _F8, *,
+                  out: _F8 | None = None) -> _F8:
+        """``D`` (module docstring) from the scaled row ``q`` to every row.
+
+        Parameters
+        ----------
+        q : np.ndarray, shape (25,), float64
+            A scaled fingerprint (``self.z[i]`` or ``self.scaling.apply(values)``).
+        weights : np.ndarray, shape (25,), float64
+            From :func:`parse_weights`.
+        out : np.ndarray, shape (n,), float64, optional, keyword-only
+            Reused output.
+
+        Returns
+        -------
+        np.ndarray, shape (n,), float64
+        """
+        d = weighted_distances(self.z, q, weights, out=out)
+        d *= 1.0 / float(np.sum(weights))
+        np.sqrt(d, out=d)
+        return d
+
+    def distance(self, a: int, b: int, weights: _F8) -> float:
+        """``D`` (module docstring) between rows ``a`` and ``b``."""
+        diff = self.z[a] - self.z[b]
+        return math.sqrt(float(np.dot(weights, diff * diff)) / float(np.sum(weights)))
+
+    def differences(self, a: npt.ArrayLike, b: npt.ArrayLike, weights: _F8,
+                    top: int = 3) -> list[str]:
+        """The names of the values that contribute most to ``D(a, b)`` (scaled rows)."""
+        contrib = weights * (np.asarray(a) - np.asarray(b)) ** 2
+        order = np.argsort(-contrib, kind="stable")[:top]
+        return [FINGERPRINT_NAMES[i] for i in order if contrib[i] > 0]
+
+
+@dataclass(frozen=True, slots=True)
+class Neighbour:
+    """One result of :func:`nearest`: a row of the library and its distance."""
+
+    row: int
+    track_id: int
+    distance: float
+
+
+def nearest(lib: Library, q: _F8, weights: _F8, k: int, *,
+            exclude: Sequence[int] = ()) -> list[Neighbour]:
+    """The ``k`` rows nearest to the scaled row ``q``, nearest first (ties by track id).
+
+    Parameters
+    ----------
+    lib : Library
+    q : np.ndarray, shape (25,), float64
+        Scaled query.
+    weights : np.ndarray, shape (25,), float64
+    k : int
+        How many (fewer when the library is smaller).
+    exclude : sequence of int, keyword-only
+        Rows never returned (the query's own row).
+
+    Returns
+    -------
+    list of Neighbour
+    """
+    d = lib.distances(q, weights)
+    if exclude:
+        d[np.asarray(exclude, np.int64)] = np.inf
+    k = min(k, len(lib) - len(set(exclude)))
+    if k <= 0:
+        return []
+    part = np.argpartition(d, k - 1)[:k] if k < len(d) else np.arange(len(d))
+    order = part[np.lexsort((lib.track_ids[part], d[part]))]
+    return [Neighbour(int(i), int(lib.track_ids[i]), float(d[i])) for i in order]
+
+
+def playlist(lib: Library, seed: int, n: int, weights: _F8, *,
+             target: int | None = None, distinct: float = 0.0,
+             distinct_weights: _F8 | None = None,
+             duration_tolerance_s: float = 0.0) -> list[int]:
+    """A smooth sequence of library rows from ``seed``, no row twice.
+
+    Without a target, each next track is the unused one nearest to the previous track (a walk
+    through the library). With ``target``, the playlist runs from seed to target in ``n``
+    steps: step i is the unused track nearest to the point ``i / (n - 1)`` of the way along
+    the straight line between the two in scaled space, so it drifts evenly from one sound to
+    the other.
+
+    Parameters
+    ----------
+    lib : Library
+    seed : int
+        Row of the first track.
+    n : int
+        Tracks in the playlist, seed (and target) included; at most the library's size.
+    weights : np.ndarray, shape (25,), float64
+    target : int or None, keyword-only
+        Row of the last track.
+    distinct : float, keyword-only
+        Also skip every track within this ``D`` of a chosen one whose duration is within
+        ``duration_tolerance_s`` (the same music in another encoding is a repeat). Default 0:
+        only the chosen rows themselves.
+    distinct_weights : np.ndarray, shape (25,), float64, optional, keyword-only
+        Weights of the ``distinct`` test (e.g. :data:`DUPLICATE_WEIGHTS`); ``weights`` when
+        None.
+    duration_tolerance_s : float, keyword-only
+        See ``distinct``.
+
+    Returns
+    -------
+    list of int
+        Rows, ``min(n, len(lib))`` of them (2 at least with a target), each once.
+    """
+    n = min(n, len(lib))
+    used = np.zeros(len(lib), dtype=bool)
+    buf = np.empty(len(lib), np.float64)
+
+    def take(row: int) -> None:
+        used[row] = True
+        if distinct > 0:
+            d = lib.distances(lib.z[row], weights if distinct_weights is None
+                              else distinct_weights, out=buf)
+            used[(d <= distinct)
+                 & (np.abs(lib.duration_s - lib.duration_s[row]) <= duration_tolerance_s)] = True
+
+    take(seed)
+    rows = [seed]
+    if target is not None and target != seed:
+        take(target)
+        n = max(n, 2)
+    inner = n - (2 if target is not None and target != seed else 1)
+    for i in range(1, inner + 1):
+        if target is not None and target != seed:
+            t = i / (inner + 1)
+            q = (1.0 - t) * lib.z[seed] + t * lib.z[target]
+        else:
+            q = lib.z[rows[-1]]
+        d = lib.distances(q, weights, out=buf)
+        d[used] = np.inf
+        nxt = int(np.argmin(d))
+        if not np.isfinite(d[nxt]):
+            break
+        take(nxt)
+        rows.append(nxt)
+    if target is not None and target != seed:
+        rows.append(target)
+    return rows
+
+
+@dataclass(frozen=True, slots=True)
+class DuplicateReport:
+    """What :func:`duplicates` found.
+
+    Attributes
+    ----------
+    exact : list of list of int
+        Groups of rows with the same content key (the same file content), each sorted.
+    near : list of tuple of (int, int, float)
+        Pairs of rows (i, j, D) with different content keys whose durations and fingerprints
+        are both close, nearest first.
+    """
+
+    exact: list[list[int]]
+    near: list[tuple[int, int, float]]
+
+
+def duplicates(lib: Library, weights: _F8, *, max_distance: float,
+               duration_tolerance_s: float) -> DuplicateReport:
+    """Exact duplicates by content key and near ones by fingerprint distance.
+
+    Parameters
+    ----------
+    lib : Library
+    weights : np.ndarray, shape (25,), float64
+    max_distance : float, keyword-only
+        Largest ``D`` of a near pair (module docstring).
+    duration_tolerance_s : float, keyword-only
+        Largest duration difference of a near pair, seconds.
+
+    Returns
+    -------
+    DuplicateReport
+    """
+    exact: list[list[int]] = []
+    if len(lib):
+        keys = np.ascontiguousarray(lib.content_keys).view(np.dtype("V16")).ravel()
+        _, inverse, counts = np.unique(keys, return_inverse=True, return_counts=True)
+        inverse = inverse.ravel()
+        order = np.argsort(inverse, kind="stable")
+        bounds = np.cumsum(counts)[:-1]
+        for group in np.split(order, bounds):
+            if len(group) > 1:
+                exact.append(sorted(group.tolist()))
+        exact.sort()
+    wsum = float(np.sum(weights))
+    i, j, sq = near_pairs(lib.z, lib.duration_s, weights,
+                          max_sq_distance=max_distance**2 * wsum,
+                          duration_tolerance_s=duration_tolerance_s)
+    same = np.all(lib.content_keys[i] == lib.content_keys[j], axis=1)
+    dist = np.sqrt(sq / wsum)
+    lo, hi = np.minimum(i, j), np.maximum(i, j)
+    order = np.lexsort((hi, lo, dist))
+    near = [(int(lo[o]), int(hi[o]), float(dist[o])) for o in order if not same[o]]
+    return DuplicateReport(exact, near)
