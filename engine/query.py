@@ -55,8 +55,8 @@ __all__ = [
 
 #: ``duplicates``: largest distance D of a near pair (IQRs, engine/similarity.py, with its
 #: DUPLICATE_WEIGHTS). Calibrated by bench/query_calibration.py (docs/QUERY.md): the same
-#: audio as FLAC, OGG q6 and MP3 192k stays under it (0.01-0.03 typically, 0.24 at worst, when
-#: the encode flips the tempo estimate), different tracks of similar length lie above 0.9.
+#: audio as FLAC, MP3 192k and OGG q6 lay at 0.012-0.122 (median 0.025), different tracks at
+#: 0.48 and above; 0.25 sits between them with room on both sides.
 DEFAULT_DUPLICATE_DISTANCE: Final = 0.25
 #: ``duplicates``: largest duration difference of a near pair, seconds (encoder padding and
 #: trimming change a track's length by a few hundredths of a second).

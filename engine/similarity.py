@@ -509,7 +509,11 @@ def duplicates(lib: Library, weights: _F8, *, max_distance: float,
                 exact.append(sorted(group.tolist()))
         exact.sort()
     wsum = float(np.sum(weights))
-    i, j, sq = near_pairs(lib.z, lib.duration_s, weights,
+    # The kernel stops summing a pair once it passes the limit: give it the values that
+    # separate tracks most first (weight x spread), and none of weight 0.
+    spread = weights * (lib.z.var(axis=0) if len(lib) else np.ones(len(weights)))
+    cols = np.array([k for k in np.argsort(-spread, kind="stable") if weights[k] > 0])
+    i, j, sq = near_pairs(np.ascontiguousarray(lib.z[:, cols]), lib.duration_s, weights[cols],
                           max_sq_distance=max_distance**2 * wsum,
                           duration_tolerance_s=duration_tolerance_s)
     same = np.all(lib.content_keys[i] == lib.content_keys[j], axis=1)
