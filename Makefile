@@ -13,7 +13,7 @@ all: test
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test,bench,plot]'
+	$(BIN)/pip install --quiet -e '.[test,bench,plot,dask]'
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -36,7 +36,7 @@ test: lint
 	$(BIN)/python -m pytest -q
 
 # The measured set on the small real-music corpus (built once outside the repository by
-# ../shared/corpus/make_corpus.sh, which needs root and apt), ~20 min on 2 cores. Run it on a
+# ../shared/corpus/make_corpus.sh, which needs root and apt), ~30 min on 2 cores. Run it on a
 # quiet machine; bench/README.md explains every figure. `make bench-synthetic` needs no corpus.
 CORPUS ?= $(HOME)/.cache/fingerprint-engine/corpus-small
 RESULTS := bench/results
@@ -50,6 +50,9 @@ bench: $(STAMP)
 	$(BIN)/python bench/worker_memory.py --hours 2 -o $(RESULTS)/worker-memory-2h.json
 	$(BIN)/python tools/profile_memory.py -o $(RESULTS)/profile-memory.json
 	$(BIN)/python bench/peers.py $(CORPUS) --limit 8 -o $(RESULTS)/peers-corpus-small.json
+	$(BIN)/python bench/query_speed.py -o $(RESULTS)/query-speed.json
+	$(BIN)/python bench/query_calibration.py $(CORPUS) --limit 12 -o $(RESULTS)/query-calibration.json
+	$(BIN)/python bench/dask_scaling.py $(CORPUS) --repeats 3 -o $(RESULTS)/dask-scaling-corpus-small.json
 
 bench-synthetic: $(STAMP)
 	$(BIN)/python bench/kernel_speed.py --synthetic 3 --seconds 240 --repeats 3 -o $(RESULTS)/kernels-synthetic.json

@@ -7,6 +7,8 @@ Exit codes of engine-run
 2    usage error (bad option, no PATH, ...)
 3    the store failed (a full disk, a --db that is not a store, another writer): what was
      committed before stays intact and readable
+4    the Dask backend failed (no dask installed, the scheduler cannot be reached or went
+     away): what was committed before stays intact; run again to finish
 130  interrupted by SIGINT (Ctrl-C); completed tracks are committed
 143  interrupted by SIGTERM; completed tracks are committed
 
@@ -38,11 +40,12 @@ from kernels.errors import FingerprintError  # noqa: E402
 
 from . import query as q  # noqa: E402
 from . import store as st  # noqa: E402
+from .errors import BackendError  # noqa: E402
 from .query import DEFAULT_DUPLICATE_DISTANCE, DEFAULT_DUPLICATE_DURATION_S  # noqa: E402
 from .scan import read_paths  # noqa: E402
 from .supervisor import RunConfig, Supervisor  # noqa: E402
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_STORE = 0, 1, 2, 3
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_STORE, EXIT_BACKEND = 0, 1, 2, 3, 4
 
 
 def _usable_cores() -> int:
@@ -83,8 +86,8 @@ def run_parser() -> argparse.ArgumentParser:
         epilog="PATH may be a file or a folder (searched recursively); '-' reads paths from "
                "stdin, one per line, or NUL-separated with -0 (find ... -print0 | engine-run "
                "-0 -). Exit codes: 0 all ok, 1 some tracks failed, 2 usage error, 3 store "
-               "failure (disk full: committed work is intact), 130/143 interrupted by "
-               "SIGINT/SIGTERM (completed work is kept).",
+               "failure (disk full: committed work is intact), 4 Dask backend failure, "
+               "130/143 interrupted by SIGINT/SIGTERM (completed work is kept).",
     )
     ap.add_argument("paths", nargs="*", metavar="PATH", help="files, folders, or - for stdin")
     ap.add_argument("-0", "--null", action="store_true",
@@ -124,6 +127,18 @@ def run_parser() -> argparse.ArgumentParser:
                     help="log queue depth every 100 jobs, worker deaths and failures")
     ap.add_argument("--no-follow-symlinks", action="store_true",
                     help="do not follow symbolic links met inside folders")
+    dask = ap.add_argument_group("distributed (Dask) backend; docs/SCALING.md")
+    dask.add_argument("--backend", choices=["local", "dask"], default="local",
+                      help="local: forked workers on this machine; dask: Dask workers (a "
+                           "LocalCluster of --cores processes, or --scheduler's) [%(default)s]")
+    dask.add_argument("--scheduler", metavar="ADDRESS",
+                      help="a running Dask scheduler, e.g. tcp://HOST:8786 (implies "
+                           "--backend dask)")
+    dask.add_argument("--memory-limit", default="1GiB",
+                      help="memory per LocalCluster worker; the nanny restarts a worker past "
+                           "95 %% of it [%(default)s]")
+    dask.add_argument("--path-map", action="append", default=[], metavar="LOCAL=REMOTE",
+                      help="the workers see files under LOCAL at REMOTE (repeatable)")
     return ap
 
 
@@ -133,6 +148,23 @@ def _inputs(paths: Sequence[str], null: bool) -> Iterator[str]:
             yield from read_paths(sys.stdin.buffer, null_separated=null)
         else:
             yield p
+
+
+def _supervisor(args: argparse.Namespace, config: RunConfig) -> Supervisor:
+    """The local engine, or the Dask one (--backend dask / --scheduler)."""
+    if args.backend == "local" and args.scheduler is None:
+        if args.path_map:
+            raise BackendError("--path-map is for the Dask backend: add --backend dask or "
+                               "--scheduler")
+        return Supervisor(config)
+    from .dask_backend import DaskConfig, DaskSupervisor, PathMap
+
+    memory: str | int = args.memory_limit
+    with contextlib.suppress(ValueError):
+        memory = int(memory)
+    return DaskSupervisor(config, DaskConfig(
+        scheduler=args.scheduler, memory_limit=memory, path_map=PathMap.parse(args.path_map),
+        window=args.queue_size if args.queue_size else None))
 
 
 def run_main(argv: Sequence[str] | None = None) -> int:
@@ -161,10 +193,18 @@ def run_main(argv: Sequence[str] | None = None) -> int:
         timeout_s=max(0.1, args.timeout), min_speed=max(0.01, args.min_speed),
     )
     try:
-        stats = Supervisor(config).run(_inputs(args.paths, args.null))
+        supervisor = _supervisor(args, config)
+    except BackendError as e:
+        print(f"engine-run: error: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        stats = supervisor.run(_inputs(args.paths, args.null))
     except st.StoreError as e:
         print(f"engine-run: {e}", file=sys.stderr)
         return EXIT_STORE
+    except BackendError as e:
+        print(f"engine-run: {e}", file=sys.stderr)
+        return EXIT_BACKEND
     except BrokenPipeError:  # e.g. | head: the reader left; what completed is committed
         with contextlib.suppress(OSError):
             sys.stdout = open(os.devnull, "w")

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from kernels.errors import FingerprintError
 
-__all__ = ["FingerprintError", "QueryError", "StoreError"]
+__all__ = ["BackendError", "FingerprintError", "QueryError", "StoreError"]
 
 
 class StoreError(FingerprintError):
@@ -27,3 +27,8 @@ class QueryError(FingerprintError):
     ``--color``, a library with no current fingerprint, or a missing optional extra
     (matplotlib for ``plot`` and ``map``). The message names the value and the fix.
     """
+
+
+class BackendError(FingerprintError):
+    """The distributed backend cannot run: no dask installed, a scheduler that cannot be
+    reached or went away, a malformed ``--path-map``. What the run completed is committed."""

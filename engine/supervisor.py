@@ -210,6 +210,8 @@ class Supervisor:
         self._last_commit = time.monotonic()
         self._workers: list[Any] = []
         self._buffers: list[shared_memory.SharedMemory] = []
+        self._jobs: Any = None  # the bounded job queue, made by _start_workers
+        self._conns: list[Any] = []
         self._stop_signal = 0
         self._abandon = False
         self._stopping = False
@@ -227,15 +229,6 @@ class Supervisor:
         cfg = self.config
         t0 = time.monotonic()
         kernels.warmup()  # compile (or load) every kernel BEFORE forking: workers never compile
-        ctx = mp.get_context("fork")
-        # queue_size 0: the predecessor's unbounded queue fed by put_nowait, kept only so that
-        # bench/memory.py can show the failure it caused; never a default
-        self._jobs = ctx.Queue() if self._unbounded else ctx.Queue(maxsize=cfg.queue_size)
-        self._conns: list[Any] = [None] * cfg.cores  # each worker's own result pipe
-        self._current = ctx.Array("q", [-1] * cfg.cores, lock=False)
-        self._started = ctx.Array("d", [0.0] * cfg.cores, lock=False)
-        self._budget = ctx.Array("d", [0.0] * cfg.cores, lock=False)
-        self._ctx = ctx
         old_handlers = self._install_signal_handlers()
         try:
             self._start_workers()
@@ -263,10 +256,8 @@ class Supervisor:
                 store_error = store_error or e
             if self._store is not None:
                 self._store.close()
-            for b in self._buffers:
-                with contextlib.suppress(Exception):
-                    b.close()
             self._restore_signal_handlers(old_handlers)
+            self._release_workers()
             self.stats.wall_s = time.monotonic() - t0
             self._close_progress()
             with contextlib.suppress(ValueError, OSError):
@@ -278,9 +269,21 @@ class Supervisor:
         return self.stats
 
     # -- workers -----------------------------------------------------------------------------
+    # The methods of this section, with _put, _collect, _drain and _on_interrupt, are the
+    # execution backend: forked workers here, Dask in engine/dask_backend.py, which overrides
+    # them. Everything else (catalog, batching, output) is shared.
 
     def _start_workers(self) -> None:
         cfg = self.config
+        ctx = mp.get_context("fork")
+        # queue_size 0: the predecessor's unbounded queue fed by put_nowait, kept only so that
+        # bench/memory.py can show the failure it caused; never a default
+        self._jobs = ctx.Queue() if self._unbounded else ctx.Queue(maxsize=cfg.queue_size)
+        self._conns = [None] * cfg.cores  # each worker's own result pipe
+        self._current = ctx.Array("q", [-1] * cfg.cores, lock=False)
+        self._started = ctx.Array("d", [0.0] * cfg.cores, lock=False)
+        self._budget = ctx.Array("d", [0.0] * cfg.cores, lock=False)
+        self._ctx = ctx
         capacity = cfg.block_frames * BUFFER_CHANNELS
         for _ in range(cfg.cores):
             shm = shared_memory.SharedMemory(create=True, size=capacity * 4)
@@ -321,6 +324,8 @@ class Supervisor:
     def _stop_workers(self) -> None:
         """Ask every worker to stop (one None each), then join; terminate what does not exit."""
         self._stopping = True
+        if self._jobs is None:  # _start_workers failed before making the queue
+            return
         live = [p for p in self._workers if p.is_alive()]
         if not self._abandon:
             deadline = time.monotonic() + JOIN_TIMEOUT_S
@@ -348,6 +353,23 @@ class Supervisor:
                 c.close()
         self._jobs.close()
         self._jobs.cancel_join_thread()  # jobs nobody will take must not block the exit
+
+    def _release_workers(self) -> None:
+        """Last step of a run, after the final commit: unmap the PCM buffers."""
+        for b in self._buffers:
+            with contextlib.suppress(Exception):
+                b.close()
+
+    def _queue_depth(self) -> int:
+        """Jobs handed to the backend and not yet started (for progress and -v logs)."""
+        try:
+            return self._jobs.qsize()
+        except (NotImplementedError, OSError, AttributeError):
+            return 0
+
+    def _worker_processes(self) -> list[Any]:
+        """Worker processes whose memory counts in the peak RSS."""
+        return self._workers
 
     def _check_workers(self) -> None:
         """Handle dead workers: name pid, track and signal; retry or fail the job; respawn."""
@@ -437,7 +459,7 @@ class Supervisor:
                 self._maybe_commit()
                 self._refresh_progress()
         self.stats.enqueued += 1
-        depth = self._jobs.qsize()
+        depth = self._queue_depth()
         self.stats.max_queue_depth = max(self.stats.max_queue_depth, depth)
         self._collect(timeout=0.0)  # results are taken as they come, not when the queue fills
         if self.config.verbose and self.stats.enqueued % 100 == 0:
@@ -702,18 +724,19 @@ class Supervisor:
         if self._bar is None:
             if now - getattr(self, "_last_rss", 0.0) >= 1.0:
                 self._last_rss = now
-                self.stats.peak_rss_mb = max(self.stats.peak_rss_mb, _rss_mb(self._workers))
+                self.stats.peak_rss_mb = max(self.stats.peak_rss_mb,
+                                             _rss_mb(self._worker_processes()))
             return
         bar = self._bar
         bar.total = self._scanned
         bar.n = self.stats.tracks
         if now - self._last_rss >= 1.0:
             self._last_rss = now
-            rss = _rss_mb(self._workers)
+            rss = _rss_mb(self._worker_processes())
             self.stats.peak_rss_mb = max(self.stats.peak_rss_mb, rss)
             elapsed = max(1e-9, now - self._t_start)
             bar.set_postfix_str(f"{self.stats.audio_s / elapsed:.0f}x rt, "
-                                f"failed {self.stats.failed}, queue {self._jobs.qsize()}/"
+                                f"failed {self.stats.failed}, queue {self._queue_depth()}/"
                                 f"{self.config.queue_size}, RSS {rss:.0f} MB", refresh=False)
         bar.refresh()
 

@@ -9,6 +9,8 @@ it picks its victims by file name, so one library can hold healthy and poisoned 
 - ``hang``  : sleeps for an hour -> killed by the per-track timeout
 - ``pickle``: answers with something that cannot be pickled
 - ``once``  : segfaults on the first attempt only (a transient crash: the retry succeeds)
+- ``slow``  : sleeps 0.5 s
+- ``mark``  : creates the file ``started`` beside the track, then sleeps 0.5 s
 
 Usage as a runner (the signal tests need a process of their own)::
 
@@ -44,6 +46,9 @@ def hook(job: Job) -> object:
     if name.startswith("once") and job.attempt == 0:
         faulthandler._sigsegv()
     if name.startswith("slow"):
+        time.sleep(0.5)
+    if name.startswith("mark"):  # announces that it runs (a file beside it), then is slow
+        Path(job.path).with_name("started").touch()
         time.sleep(0.5)
     return None
 

@@ -1,0 +1,178 @@
+"""The Dask backend's costs: per-task scheduler overhead and per-worker throughput; JSON out.
+
+Usage::
+
+    python bench/dask_scaling.py CORPUS_DIR [--workers 2] [--repeats 3] [-o out.json]
+
+Measured in one run, medians of the repeats:
+
+- **Per-task overhead.** ``--tasks`` (2000) trivial tasks (return the argument) through the
+  engine's submission pattern: a bounded window of 2 x worker threads refilled from
+  ``as_completed``, on a LocalCluster of ``--workers`` single-threaded processes. Reported as
+  ms per task and tasks/s: the most the scheduler and the client can turn over, with no work
+  in the tasks.
+- **Start-up.** LocalCluster + client start, then the warm-up plugin (numba cache warm).
+- **Throughput.** ``engine-run --backend dask --cores W`` and ``engine-run --cores W`` (the
+  local engine) over CORPUS_DIR, each into a fresh store, wall time around the subprocess
+  (start-up included). Reported: tracks/s, x realtime, x realtime per worker, and the ratio of
+  the Dask run to the local one.
+- **Estimate** for 10^6 tracks of the corpus's mean length on N workers: the larger of the
+  workers' time (tracks x mean track seconds / (N x per-worker x realtime)) and the
+  scheduler's (tracks x per-task cost at ``--wide-window``, where the scheduler's and the
+  client's CPU, not the round trip, sets the rate); docs/SCALING.md explains it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import soundfile as sf
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import kernel_speed
+
+
+def _identity(x: int) -> int:
+    return x
+
+
+def overhead(workers: int, tasks: int, window: int) -> dict[str, float]:
+    """Trivial tasks through a bounded as_completed window on a fresh LocalCluster."""
+    import dask
+    from distributed import Client, LocalCluster, as_completed
+
+    from engine.dask_backend import _DASK_SETTINGS, _worker_plugin_class
+
+    with dask.config.set(_DASK_SETTINGS):
+        t0 = time.perf_counter()
+        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                               dashboard_address=None, host="127.0.0.1",
+                               silence_logs=logging.CRITICAL)
+        client = Client(cluster)
+        t1 = time.perf_counter()
+        client.register_plugin(_worker_plugin_class()())
+        t2 = time.perf_counter()
+        ac = as_completed(with_results=True, raise_errors=False)
+        it = iter(range(tasks))
+        for i in range(window):
+            ac.add(client.submit(_identity, next(it), key=f"id-{i}", pure=False))
+        t3 = time.perf_counter()
+        done = 0
+        for future, _ in ac:
+            future.release()
+            done += 1
+            nxt = next(it, None)
+            if nxt is not None:
+                ac.add(client.submit(_identity, nxt, key=f"id-{nxt}", pure=False))
+        t4 = time.perf_counter()
+        client.close()
+        cluster.close()
+        t5 = time.perf_counter()
+    assert done == tasks
+    return {"start_s": t1 - t0, "warmup_plugin_s": t2 - t1, "close_s": t5 - t4,
+            "ms_per_task": (t4 - t3) / tasks * 1e3, "tasks_per_s": tasks / (t4 - t3),
+            "window": window}
+
+
+def engine_wall(corpus: Path, workers: int, backend: str, workdir: Path) -> float:
+    db = workdir / f"db-{backend}"
+    shutil.rmtree(db, ignore_errors=True)
+    exe = Path(sys.executable).parent / "engine-run"
+    cmd = [str(exe), "--cores", str(workers), "--db", str(db), "-q", str(corpus)]
+    if backend == "dask":
+        cmd[1:1] = ["--backend", "dask"]
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, check=False, timeout=3600, capture_output=True, text=True)
+    wall = time.perf_counter() - t0
+    if proc.returncode not in (0, 1):
+        raise RuntimeError(f"{' '.join(cmd)} exited {proc.returncode}: {proc.stderr}")
+    shutil.rmtree(db, ignore_errors=True)
+    return wall
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("corpus", type=Path)
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--tasks", type=int, default=2000)
+    ap.add_argument("--wide-window", type=int, default=64,
+                    help="a second window, wide enough that the scheduler's and the client's "
+                         "CPU, not the round trip, limits the rate [%(default)s]")
+    ap.add_argument("-o", "--output", type=Path)
+    args = ap.parse_args(argv)
+    files = kernel_speed.find_audio(root=args.corpus)
+    if not files:
+        print(f"no audio files under {args.corpus}", file=sys.stderr)
+        return 2
+    audio = sum(sf.info(str(p)).duration for p in files)
+    import kernels
+
+    kernels.warmup()
+    over: list[dict[str, float]] = []
+    wide: list[dict[str, float]] = []
+    walls: dict[str, list[float]] = {"local": [], "dask": []}
+    with tempfile.TemporaryDirectory() as tmp:
+        engine_wall(args.corpus, args.workers, "local", Path(tmp))  # page cache, kernel cache
+        for r in range(args.repeats):
+            over.append(overhead(args.workers, args.tasks, 2 * args.workers))
+            wide.append(overhead(args.workers, args.tasks, args.wide_window))
+            for backend in ("local", "dask"):
+                walls[backend].append(engine_wall(args.corpus, args.workers, backend, Path(tmp)))
+            print(f"repeat {r + 1}: {over[-1]['ms_per_task']:.2f} ms/task, local "
+                  f"{walls['local'][-1]:.1f} s, dask {walls['dask'][-1]:.1f} s", file=sys.stderr)
+    med = {k: statistics.median(o[k] for o in over) for k in over[0]}
+    med_wide = {k: statistics.median(o[k] for o in wide) for k in wide[0]}
+    rows = {}
+    for backend, w in walls.items():
+        wall = statistics.median(w)
+        rows[backend] = {"wall_s": wall, "walls_s": w, "tracks_per_s": len(files) / wall,
+                         "x_realtime": audio / wall,
+                         "x_realtime_per_worker": audio / wall / args.workers}
+    per_worker = rows["dask"]["x_realtime_per_worker"]
+    mean_track_s = audio / len(files)
+    estimate = []
+    for n in (8, 64, 256, 1024):
+        work_h = 1e6 * mean_track_s / (n * per_worker) / 3600
+        sched_h = 1e6 * med_wide["ms_per_task"] / 1e3 / 3600
+        estimate.append({"workers": n, "worker_bound_h": work_h, "scheduler_bound_h": sched_h,
+                         "estimate_h": max(work_h, sched_h)})
+    result = {
+        "date": time.strftime("%Y-%m-%d"),
+        "machine": kernel_speed.machine_info(kernels=kernels),
+        "corpus": {"path": str(args.corpus), "files": len(files), "audio_s": audio,
+                   "mean_track_s": mean_track_s},
+        "workers": args.workers,
+        "repeats": args.repeats,
+        "overhead": {"median": med, "runs": over, "tasks": args.tasks},
+        "overhead_wide_window": {"median": med_wide, "runs": wide},
+        "engine": rows,
+        "dask_over_local": rows["dask"]["x_realtime"] / rows["local"]["x_realtime"],
+        "estimate_1e6_tracks": estimate,
+    }
+    text = json.dumps(result, indent=2)
+    if args.output:
+        args.output.parent.mkdir(parents=True, exist_ok=True)
+        args.output.write_text(text + "\n")
+    print(text)
+    print(f"per task {med['ms_per_task']:.2f} ms ({med['tasks_per_s']:.0f}/s, window "
+          f"{med['window']:.0f}), {med_wide['ms_per_task']:.2f} ms at window "
+          f"{med_wide['window']:.0f}; cluster start {med['start_s']:.2f} s, warm-up "
+          f"{med['warmup_plugin_s']:.2f} s; dask {rows['dask']['x_realtime']:.0f}x realtime "
+          f"({per_worker:.0f}x per worker) = {result['dask_over_local']:.2f} of local "
+          f"{rows['local']['x_realtime']:.0f}x", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,175 @@
+"""The Dask backend on a real LocalCluster (2 worker processes, 1 thread each): the same
+fingerprints as the local engine, worker deaths survived, bad files recorded, --path-map."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import psutil
+import pytest
+import signals as sig
+from engine_faults import hook
+
+from engine import store as st
+from engine.dask_backend import DaskConfig, DaskSupervisor, PathMap
+from engine.errors import BackendError
+from engine.supervisor import RunConfig, Supervisor
+
+BIN = Path(sys.executable).parent
+
+
+def fingerprints(db: Path) -> dict[str, bytes]:
+    with st.Store.open(st.StoreConfig(db), readonly=True) as s:
+        return {t.path: np.asarray(fp.values).tobytes() for t, fp in s.iter_fingerprints()}
+
+
+def failures(db: Path) -> dict[str, st.FailureRecord]:
+    with st.Store.open(st.StoreConfig(db), readonly=True) as s:
+        return {Path(f.path).name: f for f in s.iter_failures()}
+
+
+def mixed_library(root: Path) -> list[Path]:
+    rng = np.random.default_rng(3)
+    spec = [("a.flac", 44100, sig.music_like(4.0, 44100, seed=1)),
+            ("b.ogg", 48000, sig.music_like(3.0, 48000, bpm=96, seed=2)),
+            ("c.mp3", 44100, sig.click_track(128, 3.0, 44100, channels=2)),
+            ("d.wav", 22050, sig.white_noise(2.0, 22050, rng, rms=0.1)),
+            ("e.flac", 22050, sig.chord([220.0, 277.2, 329.6], 5.0, 22050))]
+    root.mkdir(parents=True, exist_ok=True)
+    return [sig.write_audio(root / name, x, sr) for name, sr, x in spec]
+
+
+def run_dask(db: Path, inputs: list[str], *, cores: int = 2, **kw) -> object:
+    dask_kw = {k: kw.pop(k) for k in ("path_map", "window") if k in kw}
+    cfg = RunConfig(db=str(db), cores=cores, queue_size=2 * cores, quiet=True, **kw)
+    return DaskSupervisor(cfg, DaskConfig(**dask_kw), err=io.StringIO()).run(inputs)
+
+
+def test_fingerprints_are_bit_identical_to_the_local_engine(tmp_path):
+    mixed_library(tmp_path / "lib")
+    local = Supervisor(RunConfig(db=str(tmp_path / "local"), cores=2, queue_size=4, quiet=True))
+    assert local.run([str(tmp_path / "lib")]).ok == 5
+    stats = run_dask(tmp_path / "dask", [str(tmp_path / "lib")])
+    assert stats.ok == 5 and stats.failed == 0
+    a, b = fingerprints(tmp_path / "local"), fingerprints(tmp_path / "dask")
+    assert len(a) == 5 and a == b
+
+
+def test_bad_and_poison_files_become_failure_records(tmp_path):
+    lib = tmp_path / "lib"
+    mixed_library(lib)
+    (lib / "broken.flac").write_bytes(b"fLaC" + os.urandom(2048))
+    sig.write_audio(lib / "segv_poison.wav", sig.sine(440.0, 1.0, 22050), 22050)
+    sig.write_audio(lib / "raise_bug.wav", sig.sine(440.0, 1.0, 22050), 22050)
+    stats = run_dask(tmp_path / "db", [str(lib)], worker_hook=hook, max_retries=1)
+    assert stats.ok == 5 and stats.failed == 3
+    f = failures(tmp_path / "db")
+    assert set(f) == {"broken.flac", "segv_poison.wav", "raise_bug.wav"}
+    assert f["broken.flac"].kind == "decode" and "cannot decode" in f["broken.flac"].message
+    assert f["raise_bug.wav"].kind == "exception" and "injected failure" in f[
+        "raise_bug.wav"].message
+    poison = f["segv_poison.wav"]
+    assert poison.kind == "worker_died" and "attempt 2 of 2" in poison.message
+    assert "died with it" in poison.message and "segv_poison.wav" in poison.message
+    assert len(fingerprints(tmp_path / "db")) == 5  # the healthy tracks are all stored
+
+
+def _spawned_workers() -> list[psutil.Process]:
+    """The LocalCluster's worker processes (the nannies spawn them from this process)."""
+    out = []
+    for p in psutil.Process().children(recursive=True):
+        try:
+            cmd = " ".join(p.cmdline())
+        except psutil.Error:
+            continue
+        if "spawn_main" in cmd:
+            out.append(p)
+    return out
+
+
+def test_a_worker_killed_mid_run_and_the_run_still_completes(tmp_path):
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    names = [f"mark{i:02d}.wav" for i in range(16)]  # the hook sleeps 0.5 s on each: 4 s
+    for i, name in enumerate(names):
+        sig.write_audio(lib / name, sig.sine(110.0 * (1 + i % 5), 1.0, 22050), 22050)
+    killed: list[int] = []
+
+    def killer() -> None:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not (lib / "started").exists():
+            time.sleep(0.05)
+        time.sleep(0.3)  # both workers busy: one task running, one queued, on each
+        workers = _spawned_workers()
+        if workers:
+            workers[0].kill()
+            killed.append(workers[0].pid)
+
+    t = threading.Thread(target=killer, daemon=True)
+    t.start()
+    stats = run_dask(tmp_path / "db", [str(lib)], worker_hook=hook)
+    t.join(timeout=5)
+    assert killed, "the test never found a worker to kill"
+    assert stats.ok == 16 and stats.failed == 0
+    assert stats.worker_deaths >= 1 and stats.retried >= 1, stats.deaths
+    assert len(fingerprints(tmp_path / "db")) == 16
+
+
+def test_path_map_sends_workers_to_their_own_mount(tmp_path):
+    """The client scans client/; the workers are told to read mount/, which holds other audio
+    under the same names: what gets stored is mount/'s audio under client/'s paths."""
+    client, mount = tmp_path / "client", tmp_path / "mount"
+    client.mkdir()
+    mount.mkdir()
+    sig.write_audio(client / "x.flac", sig.sine(220.0, 2.0, 22050), 22050)
+    sig.write_audio(mount / "x.flac", sig.click_track(100, 2.0, 22050), 22050)
+    run_dask(tmp_path / "db", [str(client)], path_map=PathMap.parse([f"{client}={mount}"]))
+    local = Supervisor(RunConfig(db=str(tmp_path / "ref"), cores=1, queue_size=2, quiet=True))
+    local.run([str(mount)])
+    got, want = fingerprints(tmp_path / "db"), fingerprints(tmp_path / "ref")
+    assert list(got) == [str(client / "x.flac")]
+    assert got[str(client / "x.flac")] == want[str(mount / "x.flac")]
+
+
+def test_path_map_rules():
+    pm = PathMap.parse(["/music=/mnt/music", "/music/live=/mnt/live/", "/data/=/srv"])
+    assert pm.to_remote("/music/a.flac") == "/mnt/music/a.flac"
+    assert pm.to_remote("/music/live/b.flac") == "/mnt/live/b.flac"  # the longest prefix wins
+    assert pm.to_remote("/musicals/c.flac") == "/musicals/c.flac"  # on a folder boundary only
+    assert pm.to_remote("/data/d.flac") == "/srv/d.flac"
+    assert PathMap.parse(["/=/nfs/host"]).to_remote("/e/f.flac") == "/nfs/host/e/f.flac"
+    for bad in ("/music", "=/x", "music=/x", "/x=y"):
+        with pytest.raises(BackendError, match="--path-map"):
+            PathMap.parse([bad])
+
+
+def test_cli_dask_backend_and_a_cached_rerun_without_a_cluster(tmp_path):
+    mixed_library(tmp_path / "lib")
+    db = tmp_path / "db"
+    run = [str(BIN / "engine-run"), str(tmp_path / "lib"), "--db", str(db), "--backend", "dask",
+           "--cores", "2", "--jsonl"]
+    first = subprocess.run(run, capture_output=True, text=True, timeout=300, check=False)
+    assert first.returncode == 0, first.stderr
+    assert "dask: LocalCluster of 2 worker processes" in first.stderr
+    recs = [json.loads(line) for line in first.stdout.splitlines()]
+    assert sorted(r["status"] for r in recs) == ["ok"] * 5
+    again = subprocess.run(run, capture_output=True, text=True, timeout=300, check=False)
+    assert again.returncode == 0, again.stderr
+    assert "LocalCluster" not in again.stderr  # nothing to compute: no cluster started
+    assert [json.loads(x)["status"] for x in again.stdout.splitlines()] == ["cached"] * 5
+    bad = subprocess.run([str(BIN / "engine-run"), str(tmp_path / "lib"), "--db", str(db),
+                          "--path-map", "/a=/b"], capture_output=True, text=True, timeout=60,
+                         check=False)
+    assert bad.returncode == 2 and "--path-map is for the Dask backend" in bad.stderr
+    unreachable = subprocess.run([*run[:-3], "--scheduler", "tcp://127.0.0.1:9", "--force"],
+                                 capture_output=True, text=True, timeout=120, check=False)
+    assert unreachable.returncode == 4, unreachable.stderr
+    assert "cannot start or reach the cluster" in unreachable.stderr
