@@ -47,6 +47,10 @@ exit 130 / 143; a second SIGINT abandons the in-flight tracks at once. Workers i
 gone sees ``getppid()`` change within ``GET_TIMEOUT_S`` and exits.
 
 Every wait in this file is bounded: queue puts and gets, ``connection.wait``, ``join``.
+
+The Dask backend (engine/dask_backend.py, NOTE [dask backend]) is this supervisor with the
+worker section, ``_put``, ``_collect``, ``_drain`` and ``_on_interrupt`` replaced: the same scan,
+catalog, batches, retries and output, with futures instead of the queue and the pipes.
 """
 
 from __future__ import annotations
