@@ -1290,16 +1290,23 @@ def main(*, argv: list[str] | None = None) -> int:
             source_start != _source_digest(directory=Path(kernels.__file__).resolve().parent),
     }
     report = _clean(report)
-    text = json.dumps(report, indent=1, allow_nan=False)
-    if args.output is None:
-        sys.stdout.write(text + "\n")
-    else:
-        args.output.parent.mkdir(parents=True, exist_ok=True)
-        args.output.write_text(text + "\n")
-    print(human_summary(report=report), file=sys.stderr)
-    if args.output is not None:
-        print(f"# report written to {args.output}", file=sys.stderr)
+    write_report(report=report, output=args.output, summary=human_summary(report=report))
     return 1 if results["errors"] else 0
+
+
+def write_report(*, report: dict[str, Any], output: Path | None, summary: str) -> None:
+    """The JSON report to ``output`` (stdout for None or "-"), the human summary to stderr."""
+    text = json.dumps(report, indent=1, allow_nan=False)
+    to_file = output is not None and str(output) != "-"
+    if to_file:
+        assert output is not None
+        output.parent.mkdir(parents=True, exist_ok=True)
+        output.write_text(text + "\n")
+    else:
+        sys.stdout.write(text + "\n")
+    print(summary, file=sys.stderr)
+    if to_file:
+        print(f"# report written to {output}", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -650,15 +650,8 @@ def main(*, argv: list[str] | None = None) -> int:
             "loadavg_start": list(load_start), "loadavg_end": list(os.getloadavg()),
         },
     })
-    text = json.dumps(report, indent=1, allow_nan=False)
-    if str(args.output) == "-":
-        sys.stdout.write(text + "\n")
-    else:
-        args.output.parent.mkdir(parents=True, exist_ok=True)
-        args.output.write_text(text + "\n")
-    print(human_summary(report=report), file=sys.stderr)
-    if str(args.output) != "-":
-        print(f"# report written to {args.output}", file=sys.stderr)
+    kernel_speed.write_report(report=report, output=args.output,
+                              summary=human_summary(report=report))
     return 0
 
 

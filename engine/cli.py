@@ -104,8 +104,9 @@ def run_parser() -> argparse.ArgumentParser:
                     help="recompute every track, even when the store has it")
     ap.add_argument("--retry-failed", action="store_true",
                     help="try again tracks that failed on an earlier run")
-    ap.add_argument("--max-retries", type=int, default=2,
-                    help="retries of a track whose worker died [%(default)s]")
+    ap.add_argument("--max-retries", type=int, default=None,
+                    help="retries of a track whose worker died [2; 1 with the Dask backend, "
+                         "where a worker restart costs more: docs/SCALING.md]")
     ap.add_argument("--max-entries", type=_positive, default=None,
                     help="keep at most this many fingerprints (least recently used go first)")
     ap.add_argument("--max-bytes", type=_size, default=None,
@@ -150,9 +151,13 @@ def _inputs(paths: Sequence[str], null: bool) -> Iterator[str]:
             yield p
 
 
+def _dask_backend(args: argparse.Namespace) -> bool:
+    return args.backend == "dask" or args.scheduler is not None
+
+
 def _supervisor(args: argparse.Namespace, config: RunConfig) -> Supervisor:
     """The local engine, or the Dask one (--backend dask / --scheduler)."""
-    if args.backend == "local" and args.scheduler is None:
+    if not _dask_backend(args):
         if args.path_map:
             raise BackendError("--path-map is for the Dask backend: add --backend dask or "
                                "--scheduler")
@@ -185,7 +190,9 @@ def run_main(argv: Sequence[str] | None = None) -> int:
     config = RunConfig(
         db=args.db, cores=args.cores,
         queue_size=args.queue_size if args.queue_size is not None else 2 * args.cores,
-        force=args.force, retry_failed=args.retry_failed, max_retries=max(0, args.max_retries),
+        force=args.force, retry_failed=args.retry_failed,
+        max_retries=max(0, args.max_retries if args.max_retries is not None
+                        else 1 if _dask_backend(args) else 2),
         block_frames=args.block_frames, grace_s=max(0.0, args.grace),
         max_entries=args.max_entries, max_bytes=args.max_bytes, jsonl=args.jsonl,
         quiet=args.quiet, progress=sys.stderr.isatty() and not args.quiet,

@@ -30,9 +30,12 @@ NOTE [dask backend]
         then a failure record "worker_died" (or "timeout" when the task outlived --timeout).
 
 Why the engine, not Dask, retries: Dask's own retries (``allowed-failures``, default 3) would
-multiply with the engine's, and a poison file would kill 12 workers instead of 3. A worker that
-dies also fails the tasks queued behind it on that worker ("collateral" KilledWorkers): each
-costs one attempt and succeeds on the retry.
+multiply with the engine's. A worker that dies fails every task it held: the one it ran and
+the one queued behind it ("collateral"). Each lost task is a *suspect*: it is submitted again
+(attempt + 1, a new key) with no other suspect in flight, so the poison file is alone when it
+kills its second worker and its companion of the first death runs safely elsewhere. The Dask
+backend's ``--max-retries`` defaults to 1: a poison file costs 2 worker restarts (Dask's
+default would cost 4), an innocent collateral track succeeds on its retry.
 
 Memory: the client holds at most ``window`` futures and ``queue_size + cores`` pending jobs,
 whatever the library size, as the local engine does. Each spawned worker is a full Python
@@ -332,6 +335,8 @@ class DaskSupervisor(Supervisor):
         self._ac: Any = None
         self._settings_ctx: contextlib.ExitStack | None = None
         self._futures: dict[str, tuple[Any, _InFlight]] = {}
+        self._suspect: str | None = None  # key of the one retried task in flight, if any
+        self._dead: set[str] = set()  # addresses of workers that died (a restart gets a new one)
         self._run_token = uuid.uuid4().hex[:8]
         self._window = max(1, dask_config.window or 2 * config.cores)
         self._threads = config.cores
@@ -417,6 +422,7 @@ class DaskSupervisor(Supervisor):
             with contextlib.suppress(Exception):
                 self._client.cancel([f for f, _ in self._futures.values()])
             self._futures.clear()
+            self._suspect = None
 
     def _release_workers(self) -> None:
         client, cluster = self._client, self._cluster
@@ -447,8 +453,11 @@ class DaskSupervisor(Supervisor):
     # -- backend: feeding and collecting ---------------------------------------------------------
 
     def _put(self, job: Job) -> None:
-        """Submit one task once the window has room; collect results meanwhile."""
-        while len(self._futures) >= self._window:
+        """Submit one task once the window has room; collect results meanwhile. A retried task
+        (a suspect: it was lost with a worker) also waits until no other suspect is in flight,
+        so that a poison file cannot take another suspect down with it."""
+        while len(self._futures) >= self._window or (job.attempt > 0
+                                                     and self._suspect is not None):
             self._check_stop()
             self._collect(timeout=WAIT_TIMEOUT_S)
             self._check_workers()
@@ -467,6 +476,8 @@ class DaskSupervisor(Supervisor):
         future = self._client.submit(fingerprint_task, sent, self._task_settings, key=key,
                                      pure=False, retries=0)
         self._futures[future.key] = (future, _InFlight(job, time.monotonic()))
+        if job.attempt > 0:
+            self._suspect = future.key
         self._ac.add(future)
         self.stats.enqueued += 1
         self.stats.max_queue_depth = max(self.stats.max_queue_depth, len(self._futures))
@@ -501,6 +512,8 @@ class DaskSupervisor(Supervisor):
         n = 0
         for future, result in self._ac.next_batch(block=False):
             entry = self._futures.pop(future.key, None)
+            if future.key == self._suspect:
+                self._suspect = None
             status = future.status
             future.release()
             if entry is None:
@@ -526,8 +539,12 @@ class DaskSupervisor(Supervisor):
         job = flight.job
         elapsed = time.monotonic() - flight.submitted
         if isinstance(exc, KilledWorker) or status == "cancelled":
-            self.stats.worker_deaths += 1
-            worker = getattr(getattr(exc, "last_worker", None), "address", "a worker")
+            worker = getattr(getattr(exc, "last_worker", None), "address", None)
+            if worker is None or worker not in self._dead:  # one death can lose two tasks
+                self.stats.worker_deaths += 1
+                if worker is not None:
+                    self._dead.add(worker)
+            worker = worker or "a worker"
             where = (f"{worker} died with it ({type(exc).__name__ if exc else status}, "
                      f"{elapsed:.1f} s after submission)")
             self.stats.deaths.append(f"track {job.track_id} {job.path}: {where}")

@@ -78,6 +78,9 @@ def test_bad_and_poison_files_become_failure_records(tmp_path):
         "raise_bug.wav"].message
     poison = f["segv_poison.wav"]
     assert poison.kind == "worker_died" and "attempt 2 of 2" in poison.message
+    # the poison alone killed workers: twice (its first try, its retry), never a third time
+    # through a track it took down with it
+    assert stats.worker_deaths == 2, stats.deaths
     assert "died with it" in poison.message and "segv_poison.wav" in poison.message
     assert len(fingerprints(tmp_path / "db")) == 5  # the healthy tracks are all stored
 
