@@ -57,7 +57,8 @@ def overhead(workers: int, tasks: int, window: int) -> dict[str, float]:
         t0 = time.perf_counter()
         cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
                                dashboard_address=None, host="127.0.0.1",
-                               silence_logs=logging.CRITICAL)
+                               silence_logs=logging.CRITICAL,
+                               scheduler_kwargs={"dashboard_address": "127.0.0.1:0"})
         client = Client(cluster)
         t1 = time.perf_counter()
         client.register_plugin(_worker_plugin_class()())

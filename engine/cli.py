@@ -7,8 +7,8 @@ Exit codes of engine-run
 2    usage error (bad option, no PATH, ...)
 3    the store failed (a full disk, a --db that is not a store, another writer): what was
      committed before stays intact and readable
-4    the Dask backend failed (no dask installed, the scheduler cannot be reached or went
-     away): what was committed before stays intact; run again to finish
+4    the Dask backend failed (dask not installed, the scheduler unreachable or gone, workers
+     that cannot see the files): what was committed before stays intact; run again
 130  interrupted by SIGINT (Ctrl-C); completed tracks are committed
 143  interrupted by SIGTERM; completed tracks are committed
 
@@ -140,6 +140,9 @@ def run_parser() -> argparse.ArgumentParser:
                            "95 %% of it [%(default)s]")
     dask.add_argument("--path-map", action="append", default=[], metavar="LOCAL=REMOTE",
                       help="the workers see files under LOCAL at REMOTE (repeatable)")
+    dask.add_argument("--connect-timeout", type=float, default=30.0, metavar="S",
+                      help="seconds to reach the scheduler and its first worker, or to get "
+                           "back a dropped connection [%(default)s]")
     return ap
 
 
@@ -169,7 +172,8 @@ def _supervisor(args: argparse.Namespace, config: RunConfig) -> Supervisor:
         memory = int(memory)
     return DaskSupervisor(config, DaskConfig(
         scheduler=args.scheduler, memory_limit=memory, path_map=PathMap.parse(args.path_map),
-        window=args.queue_size if args.queue_size else None))
+        window=args.queue_size if args.queue_size else None,
+        connect_timeout_s=max(0.1, args.connect_timeout)))
 
 
 def run_main(argv: Sequence[str] | None = None) -> int:

@@ -77,8 +77,6 @@ __all__ = ["DaskConfig", "DaskSupervisor", "PathMap", "TaskSettings", "fingerpri
 
 log = logging.getLogger(__name__)
 
-#: Seconds to connect to a scheduler, and to wait for its first worker.
-CONNECT_TIMEOUT_S: Final = 30.0
 #: Seconds closing the client and the LocalCluster may take.
 CLOSE_TIMEOUT_S: Final = 10.0
 #: How often the window is resized to the cluster's thread count, seconds.
@@ -160,6 +158,9 @@ class DaskConfig:
         go).
     local_directory : str or None
         Scratch space of LocalCluster workers; None: Dask's default under the temp folder.
+    connect_timeout_s : float
+        Seconds to reach the scheduler and see its first worker (and to wait for a reconnect
+        when the connection drops mid-run).
     """
 
     scheduler: str | None = None
@@ -167,6 +168,7 @@ class DaskConfig:
     path_map: PathMap = field(default_factory=PathMap)
     window: int | None = None
     local_directory: str | None = None
+    connect_timeout_s: float = 30.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -263,6 +265,11 @@ def fingerprint_task(job: Job, settings: TaskSettings) -> Done | Failed:
         Every failure of the file itself is data; a crash takes the process (KilledWorker).
     """
     index, pid = _worker_index(), os.getpid()
+    if not os.path.exists(job.path):
+        return Failed(index, pid, job.track_id, job.attempt, job.path, "missing",
+                      f"{display(job.path)}: not found on the Dask worker (pid {pid}): is the "
+                      f"library mounted there, and does --path-map map the client's path to "
+                      f"it?")
     if settings.version != kernels.FINGERPRINT_VERSION:
         return Failed(index, pid, job.track_id, job.attempt, job.path, "version",
                       f"{display(job.path)}: this worker computes fingerprint version "
@@ -376,11 +383,13 @@ class DaskSupervisor(Supervisor):
                     n_workers=self.config.cores, threads_per_worker=1, processes=True,
                     memory_limit=dc.memory_limit, dashboard_address=None, host="127.0.0.1",
                     silence_logs=logging.CRITICAL if not self.config.verbose else logging.WARN,
-                    local_directory=dc.local_directory)
-                self._client = Client(self._cluster, timeout=CONNECT_TIMEOUT_S)
+                    local_directory=dc.local_directory,
+                    # its HTTP server (health, metrics) on a free loopback port, not :8787
+                    scheduler_kwargs={"dashboard_address": "127.0.0.1:0"})
+                self._client = Client(self._cluster, timeout=dc.connect_timeout_s)
             else:
-                self._client = Client(dc.scheduler, timeout=CONNECT_TIMEOUT_S)
-                self._client.wait_for_workers(1, timeout=CONNECT_TIMEOUT_S)
+                self._client = Client(dc.scheduler, timeout=dc.connect_timeout_s)
+                self._client.wait_for_workers(1, timeout=dc.connect_timeout_s)
                 allowed = self._client.run_on_scheduler(
                     lambda dask_scheduler: dask_scheduler.allowed_failures)
                 if allowed != 0:
@@ -410,7 +419,7 @@ class DaskSupervisor(Supervisor):
                 if attempt == 2:
                     raise
                 log.info("dask: registering the warm-up plugin failed (%s); again", exc)
-                self._client.wait_for_workers(1, timeout=CONNECT_TIMEOUT_S)
+                self._client.wait_for_workers(1, timeout=self.dask_config.connect_timeout_s)
 
     def _stop_workers(self) -> None:
         self._stopping = True
@@ -419,8 +428,9 @@ class DaskSupervisor(Supervisor):
         with contextlib.suppress(Exception):
             self._collect(timeout=0.0)  # what finished is still worth keeping
         if self._futures:
-            with contextlib.suppress(Exception):
-                self._client.cancel([f for f, _ in self._futures.values()])
+            if self._client.status == "running":  # else there is no one to tell
+                with contextlib.suppress(Exception):
+                    self._client.cancel([f for f, _ in self._futures.values()])
             self._futures.clear()
             self._suspect = None
 
@@ -429,7 +439,7 @@ class DaskSupervisor(Supervisor):
         self._client = self._cluster = None
         if client is not None:
             with contextlib.suppress(Exception):
-                client.close(timeout=CLOSE_TIMEOUT_S)
+                client.close(timeout=CLOSE_TIMEOUT_S if client.status == "running" else 1)
         if cluster is not None:
             with contextlib.suppress(Exception):
                 cluster.close(timeout=CLOSE_TIMEOUT_S)
@@ -467,7 +477,7 @@ class DaskSupervisor(Supervisor):
         if self._client is None:
             self._connect()
         remote = self.dask_config.path_map.to_remote(job.path)
-        if not self._checked_paths:
+        if not self._checked_paths and os.path.isfile(job.path):
             self._checked_paths = True
             self._check_visible(job.path, remote)
         sent = Job(job.track_id, remote, job.priority, job.attempt, job.max_retries,
@@ -484,18 +494,21 @@ class DaskSupervisor(Supervisor):
         self._collect(timeout=0.0)
 
     def _check_visible(self, local: str, remote: str) -> None:
-        """Warn once, clearly, when the workers cannot see the first file (a --path-map
-        problem would otherwise show as one decode failure per track)."""
+        """Stop the run, before the first task, when a worker cannot see the first file: a
+        missing mount or a wrong --path-map would otherwise become one failure record per
+        track, and failed tracks are not retried by later runs."""
         try:
             seen = self._client.run(os.path.isfile, remote)
-        except Exception as exc:
+        except Exception as exc:  # the check is a courtesy: the tasks say the same, later
             log.debug("dask: visibility check failed: %s", exc)
             return
         blind = sorted(addr for addr, ok in seen.items() if not ok)
         if blind:
-            self._log(f"dask: {len(blind)} of {len(seen)} workers cannot see {display(remote)} "
-                      f"(the client's {display(local)}): mount the library there or pass "
-                      f"--path-map LOCAL=REMOTE")
+            raise BackendError(
+                f"dask: {len(blind)} of {len(seen)} workers ({', '.join(blind[:3])}"
+                f"{', ...' if len(blind) > 3 else ''}) cannot see {display(remote)}, the "
+                f"client's {display(local)}: mount the library on every worker, or pass "
+                f"--path-map LOCAL=REMOTE for where it is mounted there")
 
     def _collect(self, *, timeout: float) -> int:
         """Results within ``timeout``: Done/Failed go to _on_result, lost tasks to _lost."""
@@ -504,9 +517,13 @@ class DaskSupervisor(Supervisor):
         if timeout > 0 and self._futures and not self._ac.has_ready():
             from distributed import wait
 
-            with contextlib.suppress(TimeoutError):
+            try:
                 wait([f for f, _ in self._futures.values()], timeout=timeout,
                      return_when="FIRST_COMPLETED")
+            except TimeoutError:
+                pass
+            except Exception as exc:  # FuturesCancelledError: the scheduler went away?
+                self._check_scheduler(exc)
         elif timeout > 0 and not self._futures:
             time.sleep(min(timeout, 0.05))
         n = 0
@@ -520,6 +537,10 @@ class DaskSupervisor(Supervisor):
                 continue
             n += 1
             _, flight = entry
+            if status == "cancelled":  # nobody here cancels a task the run still waits for
+                if self._stopping:
+                    continue  # the run is over: it is not coming back
+                self._check_scheduler(None)
             if status == "finished" and isinstance(result, Done | Failed):
                 self._on_result(result)
             elif status == "finished":
@@ -528,8 +549,8 @@ class DaskSupervisor(Supervisor):
                                        f"{display(flight.job.path)}: the task returned "
                                        f"{type(result).__name__}, not a result"))
             else:
-                exc = result[1] if isinstance(result, tuple) and len(result) == 3 else result
-                self._lost(flight, status, exc)
+                error = result[1] if isinstance(result, tuple) and len(result) == 3 else result
+                self._lost(flight, status, error)
         return n
 
     def _lost(self, flight: _InFlight, status: str, exc: Any) -> None:
@@ -569,13 +590,27 @@ class DaskSupervisor(Supervisor):
                                f"{display(job.path)}: the task failed on Dask: "
                                f"{type(exc).__name__}: {exc}", tb))
 
+    def _check_scheduler(self, exc: BaseException | None) -> None:
+        """Raise :class:`BackendError` when the client has lost its scheduler (its futures
+        are cancelled then); a brief reconnect is given ``connect_timeout_s``."""
+        client = self._client
+        if client is None or client.status == "running" or self._stopping:
+            return
+        deadline = time.monotonic() + self.dask_config.connect_timeout_s
+        while exc is None and client.status == "connecting" and time.monotonic() < deadline:
+            time.sleep(0.2)  # a brief disconnect: the client reconnects by itself
+        if client.status != "running" or exc is not None:
+            where = self.dask_config.scheduler or "the LocalCluster's scheduler"
+            why = f"; {str(exc).splitlines()[0]}" if exc is not None and str(exc) else ""
+            raise BackendError(f"dask: lost the connection to {where} (client status "
+                               f"{client.status!r}{why}); what completed is committed: run "
+                               f"engine-run again to do the rest")
+
     def _check_workers(self) -> None:
         if self._stopping or self._client is None:
             return
-        if self._client.status not in ("running", "connecting", "newly-created"):
-            raise BackendError(f"dask: the client lost its scheduler (status "
-                               f"{self._client.status!r}); what completed is committed: run "
-                               f"engine-run again to do the rest")
+        if self._client.status != "running":
+            self._check_scheduler(None)
         self._resize_window()
 
     def _drain(self) -> None:

@@ -3,6 +3,7 @@ fingerprints as the local engine, worker deaths survived, bad files recorded, --
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
@@ -140,6 +141,11 @@ def test_path_map_sends_workers_to_their_own_mount(tmp_path):
     got, want = fingerprints(tmp_path / "db"), fingerprints(tmp_path / "ref")
     assert list(got) == [str(client / "x.flac")]
     assert got[str(client / "x.flac")] == want[str(mount / "x.flac")]
+    # a map to where the workers see nothing stops the run before any track fails
+    with pytest.raises(BackendError, match=r"2 of 2 workers .* cannot see"):
+        run_dask(tmp_path / "db2", [str(client)],
+                 path_map=PathMap.parse([f"{client}={tmp_path / 'nowhere'}"]))
+    assert not failures(tmp_path / "db2")
 
 
 def test_path_map_rules():
@@ -172,7 +178,97 @@ def test_cli_dask_backend_and_a_cached_rerun_without_a_cluster(tmp_path):
                           "--path-map", "/a=/b"], capture_output=True, text=True, timeout=60,
                          check=False)
     assert bad.returncode == 2 and "--path-map is for the Dask backend" in bad.stderr
-    unreachable = subprocess.run([*run[:-3], "--scheduler", "tcp://127.0.0.1:9", "--force"],
+    unreachable = subprocess.run([*run[:-3], "--scheduler", "tcp://127.0.0.1:9", "--force",
+                                  "--connect-timeout", "2"],
                                  capture_output=True, text=True, timeout=120, check=False)
     assert unreachable.returncode == 4, unreachable.stderr
     assert "cannot start or reach the cluster" in unreachable.stderr
+
+
+# --------------------------------------------------------------------------------------------
+# a cluster of its own: `dask scheduler` and `dask worker` processes, as on many machines
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    import signal
+
+    for sig_ in (signal.SIGTERM, signal.SIGKILL):
+        if proc.poll() is not None:
+            break
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, sig_)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=15)
+
+
+@pytest.fixture
+def cluster(tmp_path):
+    """A scheduler (allowed-failures 0, as docs/SCALING.md says) and 2 single-threaded
+    workers, each in a process group of its own; the tests' folder is importable there (the
+    fault hooks)."""
+    address = f"tcp://127.0.0.1:{_free_port()}"
+    tests = str(Path(__file__).resolve().parent)
+    env = {**os.environ, "DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES": "0",
+           "PYTHONPATH": os.pathsep.join([tests, os.environ.get("PYTHONPATH", "")]),
+           "OMP_NUM_THREADS": "1", "NUMBA_NUM_THREADS": "1"}
+    log = open(tmp_path / "cluster.log", "w")
+    scheduler = subprocess.Popen(
+        [str(BIN / "dask"), "scheduler", "--host", "127.0.0.1", "--port",
+         address.rsplit(":", 1)[1], "--no-dashboard"],
+        env=env, stdout=log, stderr=log, start_new_session=True)
+    workers = subprocess.Popen(
+        [str(BIN / "dask"), "worker", address, "--nworkers", "2", "--nthreads", "1",
+         "--memory-limit", "1GiB", "--no-dashboard"],
+        env=env, stdout=log, stderr=log, start_new_session=True)
+    try:
+        yield address, scheduler
+    finally:
+        _stop(workers)
+        _stop(scheduler)
+        log.close()
+
+
+def test_scheduler_address_gives_the_local_engines_fingerprints(cluster, tmp_path):
+    address, _ = cluster
+    mixed_library(tmp_path / "lib")
+    local = Supervisor(RunConfig(db=str(tmp_path / "local"), cores=2, queue_size=4, quiet=True))
+    local.run([str(tmp_path / "lib")])
+    proc = subprocess.run([str(BIN / "engine-run"), str(tmp_path / "lib"), "--db",
+                           str(tmp_path / "db"), "--scheduler", address],
+                          capture_output=True, text=True, timeout=300, check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert f"dask: scheduler {address}, 2 worker threads" in proc.stderr
+    assert fingerprints(tmp_path / "db") == fingerprints(tmp_path / "local")
+
+
+def test_a_lost_scheduler_ends_the_run_with_what_completed_committed(cluster, tmp_path):
+    address, scheduler = cluster
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    for i in range(16):
+        sig.write_audio(lib / f"mark{i:02d}.wav", sig.sine(220.0, 1.0, 22050), 22050)
+
+    def kill_scheduler() -> None:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and not (lib / "started").exists():
+            time.sleep(0.05)
+        time.sleep(1.2)  # a couple of tracks done on each worker
+        scheduler.kill()
+
+    threading.Thread(target=kill_scheduler, daemon=True).start()
+    cfg = RunConfig(db=str(tmp_path / "db"), cores=2, queue_size=4, quiet=True,
+                    worker_hook=hook)
+    t0 = time.monotonic()
+    with pytest.raises(BackendError, match="lost the connection to tcp://"):
+        DaskSupervisor(cfg, DaskConfig(scheduler=address), err=io.StringIO()).run([str(lib)])
+    assert time.monotonic() - t0 < 60
+    done = fingerprints(tmp_path / "db")
+    assert 1 <= len(done) < 16  # what completed before the loss was committed
