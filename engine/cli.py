@@ -78,6 +78,23 @@ def _size(text: str) -> int:
     return v
 
 
+def _memory_limit(text: str) -> str | int:
+    """A Dask memory limit: "auto", bytes, or a size like 1GiB / 800MB (dask's parse_bytes)."""
+    if text == "auto":
+        return text
+    try:
+        from dask.utils import parse_bytes
+    except ImportError:  # no dask: the backend says so when it starts
+        return text
+    try:
+        value = int(parse_bytes(text))
+    except (ValueError, TypeError):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a size like 1GiB or 800MB") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} must be positive")
+    return value
+
+
 def run_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(
         prog="engine-run",
@@ -135,7 +152,7 @@ def run_parser() -> argparse.ArgumentParser:
     dask.add_argument("--scheduler", metavar="ADDRESS",
                       help="a running Dask scheduler, e.g. tcp://HOST:8786 (implies "
                            "--backend dask)")
-    dask.add_argument("--memory-limit", default="1GiB",
+    dask.add_argument("--memory-limit", default="1GiB", type=_memory_limit,
                       help="memory per LocalCluster worker; the nanny restarts a worker past "
                            "95 %% of it [%(default)s]")
     dask.add_argument("--path-map", action="append", default=[], metavar="LOCAL=REMOTE",
@@ -167,11 +184,9 @@ def _supervisor(args: argparse.Namespace, config: RunConfig) -> Supervisor:
         return Supervisor(config)
     from .dask_backend import DaskConfig, DaskSupervisor, PathMap
 
-    memory: str | int = args.memory_limit
-    with contextlib.suppress(ValueError):
-        memory = int(memory)
     return DaskSupervisor(config, DaskConfig(
-        scheduler=args.scheduler, memory_limit=memory, path_map=PathMap.parse(args.path_map),
+        scheduler=args.scheduler, memory_limit=args.memory_limit,
+        path_map=PathMap.parse(args.path_map),
         window=args.queue_size if args.queue_size else None,
         connect_timeout_s=max(0.1, args.connect_timeout)))
 
@@ -319,15 +334,11 @@ def _query(s: st.Store, args: argparse.Namespace) -> None:
             q.cmd_similar(s, args.track, out, k=args.k, weights=args.weight,
                           as_jsonl=args.jsonl, cache=cache)
         case "playlist":
-            if args.output == "-":
-                q.cmd_playlist(s, args.seed, out, n=args.n, to=args.to, weights=args.weight,
+            with (contextlib.nullcontext(out) if args.output == "-"
+                  else q.atomic_output(args.output)) as f:
+                q.cmd_playlist(s, args.seed, f, n=args.n, to=args.to, weights=args.weight,
                                as_jsonl=args.jsonl, allow_duplicates=args.allow_duplicates,
                                cache=cache)
-            else:
-                with open(args.output, "w", encoding="utf-8", errors="surrogateescape") as f:
-                    q.cmd_playlist(s, args.seed, f, n=args.n, to=args.to, weights=args.weight,
-                                   as_jsonl=args.jsonl,
-                                   allow_duplicates=args.allow_duplicates, cache=cache)
         case "duplicates":
             q.cmd_duplicates(s, out, max_distance=args.max_distance,
                              duration_tolerance_s=args.duration_tolerance, weights=args.weight,
@@ -345,6 +356,9 @@ def query_main(argv: Sequence[str] | None = None) -> int:
     """``engine-query``: 0 on success, 2 on a usage error or an unanswerable question, 3 when
     the store cannot be read."""
     args = query_parser().parse_args(argv)
+    # a path that is not valid UTF-8 goes out as its original bytes (CSV, M3U, tables)
+    with contextlib.suppress(AttributeError, ValueError):
+        sys.stdout.reconfigure(errors="surrogateescape")  # type: ignore[union-attr]
     try:
         s = st.Store.open(st.StoreConfig(args.db), readonly=True)
     except FingerprintError as e:

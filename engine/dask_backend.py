@@ -344,6 +344,7 @@ class DaskSupervisor(Supervisor):
         self._futures: dict[str, tuple[Any, _InFlight]] = {}
         self._suspect: str | None = None  # key of the one retried task in flight, if any
         self._dead: set[str] = set()  # addresses of workers that died (a restart gets a new one)
+        self._no_workers_since: float | None = None
         self._run_token = uuid.uuid4().hex[:8]
         self._window = max(1, dask_config.window or 2 * config.cores)
         self._threads = config.cores
@@ -404,6 +405,12 @@ class DaskSupervisor(Supervisor):
                                f"({dc.scheduler or 'LocalCluster'}): {exc}; check the address "
                                f"and that its workers run") from exc
         self._resize_window(force=True)
+        with contextlib.suppress(Exception):
+            wide = sorted(a for a, n in self._client.nthreads().items() if n > 1)
+            if wide:
+                self._log(f"dask: {len(wide)} worker(s) run several threads (e.g. {wide[0]}): "
+                          f"a crash or a hung track takes every task of the process with it; "
+                          f"start workers with --nthreads 1 (docs/SCALING.md)")
         self._ac = as_completed(with_results=True, raise_errors=False)
         self._print_dask_budget()
 
@@ -459,6 +466,15 @@ class DaskSupervisor(Supervisor):
         self._threads = threads
         if self.dask_config.window is None:
             self._window = max(2, 2 * threads)
+        if threads:
+            self._no_workers_since = None
+        elif self._no_workers_since is None:
+            self._no_workers_since = now
+        elif now - self._no_workers_since > self.dask_config.connect_timeout_s:
+            where = self.dask_config.scheduler or "the LocalCluster"
+            raise BackendError(f"dask: {where} has had no worker for "
+                               f"{now - self._no_workers_since:.0f} s: start workers for it; "
+                               f"what completed is committed")
 
     # -- backend: feeding and collecting ---------------------------------------------------------
 
@@ -541,7 +557,13 @@ class DaskSupervisor(Supervisor):
                 if self._stopping:
                     continue  # the run is over: it is not coming back
                 self._check_scheduler(None)
-            if status == "finished" and isinstance(result, Done | Failed):
+            if (status == "finished" and isinstance(result, Failed) and result.kind == "missing"
+                    and flight.job.attempt < flight.job.max_retries
+                    and os.path.isfile(flight.job.path)):
+                # the client sees the file, that worker did not (a worker that joined without
+                # the mount): another try, likely elsewhere, rather than a lasting failure
+                self._again(flight.job)
+            elif status == "finished" and isinstance(result, Done | Failed):
                 self._on_result(result)
             elif status == "finished":
                 self._on_result(Failed(-1, 0, flight.job.track_id, flight.job.attempt,
@@ -552,6 +574,15 @@ class DaskSupervisor(Supervisor):
                 error = result[1] if isinstance(result, tuple) and len(result) == 3 else result
                 self._lost(flight, status, error)
         return n
+
+    def _again(self, job: Job) -> None:
+        """Submit ``job`` once more, as a suspect (attempt + 1: see _put)."""
+        self.stats.retried += 1
+        retry = Job(job.track_id, job.path, job.priority, job.attempt + 1, job.max_retries, 0.0)
+        entry = self._pending.get(job.track_id)
+        if entry is not None:
+            entry.job = retry
+            self._retry.append(retry)
 
     def _lost(self, flight: _InFlight, status: str, exc: Any) -> None:
         """A task that did not return: retry it (a worker died with it) or record why."""
@@ -572,13 +603,7 @@ class DaskSupervisor(Supervisor):
             if self.config.verbose:
                 self._log(f"dask: track {job.track_id} {display(job.path)}: {where}")
             if job.attempt < job.max_retries:
-                self.stats.retried += 1
-                retry = Job(job.track_id, job.path, job.priority, job.attempt + 1,
-                            job.max_retries, 0.0)
-                entry = self._pending.get(job.track_id)
-                if entry is not None:
-                    entry.job = retry
-                    self._retry.append(retry)
+                self._again(job)
                 return
             kind = "timeout" if elapsed > self.config.timeout_s else "worker_died"
             self._on_result(Failed(-1, 0, job.track_id, job.attempt, job.path, kind,

@@ -13,6 +13,7 @@ needed); the output format follows the file extension (.png, .svg, .pdf).
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Final
 
@@ -63,14 +64,22 @@ def require_matplotlib() -> None:
         ) from exc
 
 
-def _pyplot() -> Any:
-    """matplotlib.pyplot on the ``Agg`` backend (raises :class:`QueryError` when missing)."""
+def _pyplot(output: str) -> Any:
+    """matplotlib.pyplot on the ``Agg`` backend, once ``output``'s format is known to be one
+    it writes (raises :class:`QueryError` otherwise, or when matplotlib is missing)."""
     require_matplotlib()
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.backend_bases import FigureCanvasBase
 
+    ext = os.path.splitext(output)[1].lstrip(".").lower()
+    formats = FigureCanvasBase.get_supported_filetypes()
+    if ext not in formats:
+        raise QueryError(f"-o {output!r}: the image format comes from the extension, and "
+                         f"{ext or 'none'!r} is not one matplotlib writes; use one of "
+                         f"{', '.join(sorted(formats))}")
     return plt
 
 
@@ -157,7 +166,7 @@ def plot_track(lib: Library, values: np.ndarray, *, title: str, output: str,
     n = len(lib)
     if row is not None and not 0 <= row < n:
         raise ValueError(f"row {row} is outside the library of {n} tracks")
-    plt = _pyplot()
+    plt = _pyplot(output)
 
     fig, axes = plt.subplots(5, 5, figsize=_TRACK_SIZE, layout="constrained")
     try:
@@ -277,7 +286,7 @@ def plot_map(lib: Library, *, color: str, output: str, weights: np.ndarray,
     rows = np.asarray(highlight, dtype=np.int64).reshape(-1)
     if rows.size and (rows.min() < 0 or rows.max() >= n):
         raise ValueError(f"highlight rows must be in 0..{n - 1}, got {rows.tolist()}")
-    plt = _pyplot()
+    plt = _pyplot(output)
 
     k = FINGERPRINT_NAMES.index(color)
     coords, explained = pca_2d(lib.z * np.sqrt(w))

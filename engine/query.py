@@ -13,6 +13,7 @@ that tests call them in-process; ``engine.cli`` only parses and maps errors to e
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import math
 import os
@@ -21,7 +22,7 @@ import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, Final, TextIO
+from typing import IO, Any, Final
 
 import numpy as np
 import numpy.typing as npt
@@ -39,6 +40,7 @@ __all__ = [
     "DEFAULT_DUPLICATE_DISTANCE",
     "DEFAULT_DUPLICATE_DURATION_S",
     "Ref",
+    "atomic_output",
     "cmd_duplicates",
     "cmd_export",
     "cmd_failures",
@@ -102,8 +104,9 @@ class Ref:
 
 def _from_record(s: st.Store, track: st.TrackRecord, lib: Library | None,
                  note: str | None = None) -> Ref | None:
+    """The track's Ref, or None when it has no fingerprint of this code's version."""
     fp = s.get_fingerprint(track.track_id)
-    if fp is None:
+    if fp is None or not st.is_current(fp):
         return None
     return Ref(display(track.path), track.path, track.track_id, np.array(fp.values),
                fp.version, None if lib is None else lib.row(track.track_id), note)
@@ -113,9 +116,11 @@ def resolve(s: st.Store, ref: str, *, lib: Library | None = None,
             compute: bool = False) -> Ref:
     """Find the track a user named: a path in the store, a track id, or (``compute``) a file.
 
-    A path is tried first, made absolute as engine-run makes it (``os.path.abspath``, links not
-    resolved); then a file with the same content key (a copy or a moved file); then, when
-    ``ref`` is all digits, a track id; then, with ``compute``, the file is fingerprinted now.
+    In this order: ``ref`` as a path in the store, made absolute as engine-run makes it
+    (``os.path.abspath``, links not resolved); an existing file with the content key of a
+    stored track (a copy or a moved file); ``ref`` as a track id when it is all digits (even
+    if a file of that name exists here); and with ``compute``, an existing file fingerprinted
+    now (also a stored track whose fingerprint is stale or evicted).
 
     Parameters
     ----------
@@ -125,7 +130,7 @@ def resolve(s: st.Store, ref: str, *, lib: Library | None = None,
     lib : Library, optional, keyword-only
         When given, the result's ``row`` is filled in.
     compute : bool, keyword-only
-        Fingerprint a file the store does not have instead of failing.
+        Fingerprint a file the store has no current fingerprint of instead of failing.
 
     Returns
     -------
@@ -134,50 +139,56 @@ def resolve(s: st.Store, ref: str, *, lib: Library | None = None,
     Raises
     ------
     QueryError
-        When nothing matches, or the track has no fingerprint (failed, evicted, not yet run).
+        When nothing matches, or the track has no current fingerprint (failed, evicted, of an
+        older version, not yet run) and ``compute`` cannot help.
     """
     path = os.path.abspath(ref)
     exists = os.path.isfile(path)
-    if exists or not ref.isdigit():
-        track, _fp, failure = s.lookup(path)
-        if track is not None:
-            found = _from_record(s, track, lib)
-            if found is not None:
-                return found
-            raise QueryError(_no_fingerprint(s, path, failure))
-        if exists:
-            with_key = _by_content(s, path, lib)
-            if with_key is not None:
-                return with_key
-            if compute:
-                return _compute(path, lib)
-            raise QueryError(
-                f"{display(path)} is not in the store {s.path}: run engine-run --db {s.path} "
-                f"on it first"
-            )
-        if failure is not None:
-            raise QueryError(_no_fingerprint(s, path, failure))
-        if not ref.isdigit():
-            raise QueryError(
-                f"no track at {display(path)}: not in the store {s.path} and no such file; "
-                f"give a path as engine-run saw it, or a track id"
-            )
-    track = s.get_track(int(ref))
-    if track is None:
+    track, _fp, failure = s.lookup(path)
+    if track is not None:
+        found = _from_record(s, track, lib)
+        if found is not None:
+            return found
+        if compute and exists:
+            return _compute(path, lib)
+        raise QueryError(_no_fingerprint(s, track, failure))
+    if exists:
+        with_key = _by_content(s, path, lib)
+        if with_key is not None:
+            return with_key
+    if ref.isdigit():
+        by_id = s.get_track(int(ref))
+        if by_id is not None:
+            found = _from_record(s, by_id, lib)
+            if found is None:
+                raise QueryError(_no_fingerprint(s, by_id, None))
+            return found
+    if exists:
+        if compute:
+            return _compute(path, lib)
+        raise QueryError(f"{display(path)} is not in the store {s.path}: run engine-run "
+                         f"--db {s.path} on it first")
+    if failure is not None:
+        raise QueryError(_no_fingerprint(s, None, failure))
+    if ref.isdigit():
         raise QueryError(f"no track with id {ref} in the store {s.path}: engine-query export "
                          f"lists the ids")
-    found = _from_record(s, track, lib)
-    if found is None:
-        raise QueryError(_no_fingerprint(s, track.path, None))
-    return found
+    raise QueryError(f"no track at {display(path)}: not in the store {s.path} and no such "
+                     f"file; give a path as engine-run saw it, or a track id")
 
 
-def _no_fingerprint(s: st.Store, path: str, failure: st.FailureRecord | None) -> str:
+def _no_fingerprint(s: st.Store, track: st.TrackRecord | None,
+                    failure: st.FailureRecord | None) -> str:
+    path = display(track.path if track is not None else failure.path if failure else "?")
     if failure is not None:
-        return (f"{display(path)} has no fingerprint: it failed ({failure.kind}: "
-                f"{failure.message}); fix the file and run engine-run --retry-failed")
-    return (f"{display(path)} has no fingerprint in the store {s.path} (not computed yet, or "
-            f"evicted): run engine-run --db {s.path} on it")
+        return (f"{path} has no fingerprint: it failed ({failure.kind}: {failure.message}); "
+                f"fix the file and run engine-run --retry-failed")
+    fp = None if track is None else s.get_fingerprint(track.track_id)
+    if fp is not None:
+        return (f"{path} has a fingerprint of version {fp.version}, this engine's is "
+                f"{FINGERPRINT_VERSION}: run engine-run --db {s.path} on it to recompute it")
+    return (f"{path} has no fingerprint in the store {s.path} (not computed yet, or evicted): "
+            f"run engine-run --db {s.path} on it")
 
 
 def _by_content(s: st.Store, path: str, lib: Library | None) -> Ref | None:
@@ -242,12 +253,13 @@ def _fmt(v: float) -> str:
 # show, export, stats, failures
 
 
-def cmd_show(s: st.Store, ref: str, out: TextIO, *, as_json: bool = False) -> None:
+def cmd_show(s: st.Store, ref: str, out: IO[str], *, as_json: bool = False) -> None:
     """The 25 values of one stored track with names and units (or one JSON record)."""
     r = resolve(s, ref)
     fp = s.get_fingerprint(r.track_id) if r.track_id is not None else None
     track = s.get_track(r.track_id) if r.track_id is not None else None
-    assert fp is not None and track is not None
+    if fp is None or track is None:  # evicted or replaced since resolve() saw it
+        raise QueryError(f"{r.label} changed in the store while being read: try again")
     s.record_reads([fp.track_id])
     if as_json:
         out.write(jsonl_line(_record(track, fp) | {"version": fp.version,
@@ -284,7 +296,7 @@ def export_records(s: st.Store) -> Iterator[dict[str, Any]]:
             yield _record(track, fp)
 
 
-def export_jsonl(s: st.Store, out: TextIO) -> int:
+def export_jsonl(s: st.Store, out: IO[str]) -> int:
     """Write every current fingerprint as JSONL; returns how many."""
     n = 0
     for rec in export_records(s):
@@ -297,7 +309,7 @@ _CSV_HEAD: Final = ("track_id", "path", "duration_s", "sample_rate", "channels",
                     *FINGERPRINT_NAMES)
 
 
-def export_csv(s: st.Store, out: TextIO) -> int:
+def export_csv(s: st.Store, out: IO[str]) -> int:
     """Write every current fingerprint as CSV (header row, RFC 4180 quoting); returns how many.
 
     Values are written with ``repr`` precision (they read back bit for bit).
@@ -334,8 +346,7 @@ def export_npy(s: st.Store, path: str) -> int:
     folder = os.path.dirname(os.path.abspath(path))
     side = sidecar_path(path)
     n = 0
-    with tempfile.TemporaryFile(dir=folder) as raw, \
-            open(side, "w", encoding="utf-8", errors="surrogateescape", newline="") as sf:
+    with tempfile.TemporaryFile(dir=folder) as raw, atomic_output(side) as sf:
         w = csv.writer(sf, lineterminator="\n")
         w.writerow(("row", "track_id", "path"))
         for track, fp in s.iter_fingerprints():
@@ -344,14 +355,35 @@ def export_npy(s: st.Store, path: str) -> int:
                 w.writerow((n, track.track_id, track.path))
                 n += 1
         raw.seek(0)
-        with open(path, "wb") as f:
+        with atomic_output(path, "wb") as f:
             np.lib.format.write_array_header_1_0(
                 f, {"descr": "<f8", "fortran_order": False, "shape": (n, len(FINGERPRINT_NAMES))})
             shutil.copyfileobj(raw, f, 1 << 20)
     return n
 
 
-def cmd_export(s: st.Store, fmt: str, output: str, out: TextIO) -> int:
+@contextlib.contextmanager
+def atomic_output(path: str, mode: str = "w") -> Iterator[IO[Any]]:
+    """A file written under a temporary name beside ``path`` and renamed onto it only when the
+    block succeeds: a failed command never leaves ``path`` emptied or half written. Text mode
+    writes UTF-8, paths that are not valid UTF-8 as their original bytes."""
+    folder = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".engine-query-", suffix=".tmp")
+    try:
+        if "b" in mode:
+            f: IO[Any] = os.fdopen(fd, mode)
+        else:
+            f = os.fdopen(fd, mode, encoding="utf-8", errors="surrogateescape", newline="")
+        with f:
+            yield f
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def cmd_export(s: st.Store, fmt: str, output: str, out: IO[str]) -> int:
     """``export --format jsonl|csv|npy [-o FILE]``; returns the count written."""
     if fmt == "npy":
         if output == "-":
@@ -361,7 +393,7 @@ def cmd_export(s: st.Store, fmt: str, output: str, out: TextIO) -> int:
     writer = export_jsonl if fmt == "jsonl" else export_csv
     if output == "-":
         return writer(s, out)
-    with open(output, "w", encoding="utf-8", errors="surrogateescape", newline="") as f:
+    with atomic_output(output) as f:
         return writer(s, f)
 
 
@@ -370,7 +402,7 @@ def cmd_stats(s: st.Store) -> dict[str, Any]:
     return dict(s.stats())
 
 
-def cmd_failures(s: st.Store, out: TextIO, *, as_jsonl: bool = False,
+def cmd_failures(s: st.Store, out: IO[str], *, as_jsonl: bool = False,
                  kind: str | None = None) -> int:
     """Every failure record (optionally of one kind): a table or JSONL; returns the count."""
     n = 0
@@ -400,7 +432,7 @@ def cmd_failures(s: st.Store, out: TextIO, *, as_jsonl: bool = False,
 # similar, playlist, duplicates
 
 
-def cmd_similar(s: st.Store, ref: str, out: TextIO, *, k: int = 10,
+def cmd_similar(s: st.Store, ref: str, out: IO[str], *, k: int = 10,
                 weights: Sequence[str] = (), as_jsonl: bool = False,
                 cache: bool = True) -> list[dict[str, Any]]:
     """The ``k`` tracks most similar to ``ref`` (a stored track, or any file: fingerprinted
@@ -441,7 +473,7 @@ def cmd_similar(s: st.Store, ref: str, out: TextIO, *, k: int = 10,
     return results
 
 
-def cmd_playlist(s: st.Store, seed: str, out: TextIO, *, n: int = 30, to: str | None = None,
+def cmd_playlist(s: st.Store, seed: str, out: IO[str], *, n: int = 30, to: str | None = None,
                  weights: Sequence[str] = (), as_jsonl: bool = False,
                  allow_duplicates: bool = False, cache: bool = True) -> list[dict[str, Any]]:
     """A smooth playlist from ``seed`` (to ``to``): M3U (extended) or JSONL; returns records.
@@ -479,7 +511,7 @@ def cmd_playlist(s: st.Store, seed: str, out: TextIO, *, n: int = 30, to: str | 
     return records
 
 
-def cmd_duplicates(s: st.Store, out: TextIO, *,
+def cmd_duplicates(s: st.Store, out: IO[str], *,
                    max_distance: float = DEFAULT_DUPLICATE_DISTANCE,
                    duration_tolerance_s: float = DEFAULT_DUPLICATE_DURATION_S,
                    weights: Sequence[str] = (), as_jsonl: bool = False,

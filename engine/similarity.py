@@ -27,10 +27,12 @@ from __future__ import annotations
 
 import contextlib
 import glob
+import hashlib
 import logging
 import math
 import os
 import tempfile
+import zipfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Final
@@ -113,6 +115,16 @@ _LOG2_FLOOR: Final = np.array([1e-10 if n == "spectral_flatness" else 1.0
 _LOG2_1P_COLS: Final = np.array([n in _LOG2_1P for n in FINGERPRINT_NAMES])
 _MIN_SCALE: Final = np.array([MIN_SCALE[n] for n in FINGERPRINT_NAMES])
 _CACHE_DIR: Final = "query-cache"
+#: What a cached library depends on besides the store: the fingerprint definition and the
+#: scaling's constants (a change to either must not be served from an old cache).
+_SCALING_DIGEST: Final = hashlib.blake2b(repr((
+    FINGERPRINT_VERSION, sorted(MIN_SCALE.items()), sorted(_LOG2), sorted(_LOG2_1P),
+    _LOG2_FLOOR.tolist(), Z_CLIP, 1,  # the last: the cache file's own layout
+)).encode(), digest_size=4).hexdigest()
+
+
+def _cache_name(store_id: str, generation: int) -> str:
+    return f"library-{store_id}-g{generation}-{_SCALING_DIGEST}.npz"
 
 
 def transform(values: npt.ArrayLike) -> _F8:
@@ -249,13 +261,29 @@ class Library:
     def from_arrays(cls, generation: int, track_ids: npt.ArrayLike, values: npt.ArrayLike,
                     duration_s: npt.ArrayLike, content_keys: npt.ArrayLike,
                     scaling: Scaling | None = None) -> Library:
-        """Assemble (and fit, when ``scaling`` is None) from arrays in track id order."""
+        """Assemble (and fit, when ``scaling`` is None) from arrays in track id order.
+
+        Rows with a non-finite value are left out with a warning naming their ids (the
+        analyzer never writes one, but the store accepts any float, and one NaN would turn
+        the whole scaling into NaN). Raises ``ValueError`` when the arrays disagree in length.
+        """
         vals = np.ascontiguousarray(values, dtype=np.float64).reshape(-1, _N)
+        ids = np.asarray(track_ids, np.int64)
+        dur = np.asarray(duration_s, np.float64)
+        keys = np.asarray(content_keys, np.uint8).reshape(-1, 16)
+        n = vals.shape[0]
+        if ids.shape != (n,) or dur.shape != (n,) or keys.shape[0] != n:
+            raise ValueError(f"library arrays disagree: {n} fingerprints, {ids.shape} ids, "
+                             f"{dur.shape} durations, {keys.shape} content keys")
+        finite = np.isfinite(vals).all(axis=1) & np.isfinite(dur)
+        if not finite.all():
+            bad = ids[~finite]
+            log.warning("%d fingerprint(s) with non-finite values left out of the library: "
+                        "track ids %s", bad.size, ", ".join(map(str, bad[:10].tolist())))
+            vals, ids, dur, keys = (np.ascontiguousarray(vals[finite]), ids[finite],
+                                    dur[finite], keys[finite])
         fitted = Scaling.fit(vals) if scaling is None else scaling
-        return cls(int(generation), np.asarray(track_ids, np.int64), vals,
-                   np.asarray(duration_s, np.float64),
-                   np.asarray(content_keys, np.uint8).reshape(-1, 16), fitted,
-                   fitted.apply(vals))
+        return cls(int(generation), ids, vals, dur, keys, fitted, fitted.apply(vals))
 
     @classmethod
     def load(cls, store: st.Store, *, cache: bool = True) -> Library:
@@ -273,28 +301,28 @@ class Library:
         -------
         Library
         """
-        generation = store.generation()
+        store_id, generation = store.identity()
+        cache = cache and bool(store_id)
         folder = os.path.join(store.path, _CACHE_DIR)
-        name = os.path.join(folder, f"library-v{FINGERPRINT_VERSION}-g{generation}.npz")
+        name = os.path.join(folder, _cache_name(store_id, generation))
         if cache and os.path.isfile(name):
             try:
                 with np.load(name, allow_pickle=False) as f:
                     return cls.from_arrays(generation, f["track_ids"], f["values"],
                                            f["duration_s"], f["content_keys"],
                                            Scaling(f["center"], f["scale"]))
-            except (OSError, ValueError, KeyError) as exc:
+            except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
                 log.warning("query cache %s unreadable (%s): rebuilding it", name, exc)
         table = store.fingerprint_table()
         keep = table.versions == FINGERPRINT_VERSION
         lib = cls.from_arrays(table.generation, table.track_ids[keep], table.values[keep],
                               table.duration_s[keep], table.content_keys[keep])
         if cache:
-            lib._save(folder)
+            lib._save(folder, _cache_name(store_id, table.generation))
         return lib
 
-    def _save(self, folder: str) -> None:
-        name = os.path.join(folder,
-                            f"library-v{FINGERPRINT_VERSION}-g{self.generation}.npz")
+    def _save(self, folder: str, base: str) -> None:
+        name = os.path.join(folder, base)
         tmp = None
         try:
             os.makedirs(folder, exist_ok=True)
@@ -385,8 +413,13 @@ def nearest(lib: Library, q: _F8, weights: _F8, k: int, *,
     k = min(k, len(lib) - len(set(exclude)))
     if k <= 0:
         return []
-    part = np.argpartition(d, k - 1)[:k] if k < len(d) else np.arange(len(d))
-    order = part[np.lexsort((lib.track_ids[part], d[part]))]
+    if k < len(d):
+        # every row as near as the k-th, so that ties at the boundary go by track id too
+        kth = d[np.argpartition(d, k - 1)[k - 1]]
+        part = np.flatnonzero(d <= kth)
+    else:
+        part = np.arange(len(d))
+    order = part[np.lexsort((lib.track_ids[part], d[part]))][:k]
     return [Neighbour(int(i), int(lib.track_ids[i]), float(d[i])) for i in order]
 
 
@@ -422,11 +455,19 @@ def playlist(lib: Library, seed: int, n: int, weights: _F8, *,
     duration_tolerance_s : float, keyword-only
         See ``distinct``.
 
+    Raises
+    ------
+    QueryError
+        When ``target`` is ``seed``.
+
     Returns
     -------
     list of int
         Rows, ``min(n, len(lib))`` of them (2 at least with a target), each once.
     """
+    if target is not None and target == seed:
+        raise QueryError("the playlist's target is its seed: leave --to out for a walk from "
+                         "the seed, or name another track")
     n = min(n, len(lib))
     used = np.zeros(len(lib), dtype=bool)
     buf = np.empty(len(lib), np.float64)
@@ -441,12 +482,12 @@ def playlist(lib: Library, seed: int, n: int, weights: _F8, *,
 
     take(seed)
     rows = [seed]
-    if target is not None and target != seed:
+    if target is not None:
         take(target)
         n = max(n, 2)
-    inner = n - (2 if target is not None and target != seed else 1)
+    inner = n - (2 if target is not None else 1)
     for i in range(1, inner + 1):
-        if target is not None and target != seed:
+        if target is not None:
             t = i / (inner + 1)
             q = (1.0 - t) * lib.z[seed] + t * lib.z[target]
         else:
@@ -458,7 +499,7 @@ def playlist(lib: Library, seed: int, n: int, weights: _F8, *,
             break
         take(nxt)
         rows.append(nxt)
-    if target is not None and target != seed:
+    if target is not None:
         rows.append(target)
     return rows
 

@@ -23,10 +23,13 @@ formats below are Python :mod:`struct` notation.
     store; each fingerprint record carries its own version, which is the one that counts),
     ``next_id`` (lowest track id never committed), ``tick`` (the access clock: last tick given
     out), ``evictions`` (fingerprints evicted by the bounds, ever) and ``fingerprint_bytes``
-    (key + value bytes of all entries of ``fingerprints``, what ``max_bytes`` bounds) and
+    (key + value bytes of all entries of ``fingerprints``, what ``max_bytes`` bounds),
     ``generation`` (commits that changed the library: every commit but one of :class:`Touch`
     operations only; a reader's cache built from the store is valid while it is unchanged;
-    absent in stores written before it existed, which reads as 0).
+    absent in stores written before it existed, which reads as 0) and ``store_id`` (8 random
+    bytes, not a counter: written by the first writer that opens the store, so that a store
+    deleted and made again, or restored from a backup of another, is told apart from the old
+    one by caches that carry ``store_id`` and ``generation``).
 ``tracks``
     track id -> ``<qqB`` size, mtime_ns, n; then the n-byte content key; then the path bytes
     (the rest of the value). Path bytes are the path's UTF-8 encoding with ``surrogateescape``,
@@ -93,6 +96,7 @@ from __future__ import annotations
 
 import errno
 import fcntl
+import glob
 import hashlib
 import logging
 import math
@@ -193,6 +197,7 @@ _META_TICK = b"tick"
 _META_EVICTIONS = b"evictions"
 _META_FP_BYTES = b"fingerprint_bytes"
 _META_GENERATION = b"generation"
+_META_STORE_ID = b"store_id"
 
 _U64_MAX: Final = (1 << 64) - 1
 _I64_MIN: Final = -(1 << 63)
@@ -1139,6 +1144,8 @@ class Store:
                             txn.put(name, _ID.pack(0), db=dbs.meta)
                     else:
                         check_schema(_u64(raw))
+                    if txn.get(_META_STORE_ID, db=dbs.meta) is None:
+                        txn.put(_META_STORE_ID, os.urandom(8), db=dbs.meta)
                     txn.put(_META_FP_VERSION, _ID.pack(FINGERPRINT_VERSION), db=dbs.meta)
                 return dbs
             except lmdb.MapFullError:
@@ -1316,19 +1323,27 @@ class Store:
     def _take_reads(self) -> tuple[int, ...]:
         """Empty ``reads.log`` (module docstring) and return its ids, oldest first."""
         log_path = os.path.join(self._path, _READS_LOG_NAME)
-        if not os.path.exists(log_path):
-            return ()
         taken = f"{log_path}.{os.getpid()}"
         try:
             os.replace(log_path, taken)
-            with open(taken, "rb") as f:
-                raw = f.read(READS_LOG_MAX + 4096)
-            os.unlink(taken)
+        except FileNotFoundError:
+            pass
         except OSError as exc:
             log.debug("store %s: reads.log not taken: %s", self._path, exc)
-            return ()
-        n = len(raw) // _ID.size
-        return tuple(struct.unpack(f">{n}Q", raw[: n * _ID.size]))
+        ids: list[int] = []
+        # ours, and any a writer that crashed between rename and unlink left (one writer at a
+        # time: every other reads.log.* is such a leftover)
+        for name in glob.glob(glob.escape(log_path) + ".*"):
+            try:
+                with open(name, "rb") as f:
+                    raw = f.read(READS_LOG_MAX + 4096)
+                os.unlink(name)
+            except OSError as exc:
+                log.debug("store %s: %s not taken: %s", self._path, name, exc)
+                continue
+            n = len(raw) // _ID.size
+            ids.extend(struct.unpack(f">{n}Q", raw[: n * _ID.size]))
+        return tuple(ids)
 
     def record_reads(self, track_ids: Iterable[int]) -> bool:
         """Note that fingerprints were used, so that the writer keeps them longest (LRU).
@@ -1541,6 +1556,15 @@ class Store:
         """The store's ``generation`` (module docstring): changes with every library change."""
         with self._begin_read() as txn:
             return _u64(txn.get(_META_GENERATION, db=self._dbs.meta))
+
+    def identity(self) -> tuple[str, int]:
+        """``(store_id as hex, generation)`` from one snapshot: what a cache of the library is
+        keyed by (module docstring). ``store_id`` is "" in a store no writer of this version
+        has opened yet."""
+        with self._begin_read() as txn:
+            raw = txn.get(_META_STORE_ID, db=self._dbs.meta)
+            return ("" if raw is None else bytes(raw).hex(),
+                    _u64(txn.get(_META_GENERATION, db=self._dbs.meta)))
 
     def fingerprint_table(self) -> FingerprintTable:
         """Every fingerprint, from one snapshot, as arrays (all versions: filter on

@@ -124,6 +124,7 @@ def weighted_distances(z: npt.ArrayLike, q: npt.ArrayLike, w: npt.ArrayLike, *,
 
 def near_pairs(z: npt.ArrayLike, duration_s: npt.ArrayLike, w: npt.ArrayLike, *,
                max_sq_distance: float, duration_tolerance_s: float,
+               max_pairs: int = 10_000_000,
                ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], _F8]:
     """Every pair of rows whose durations and weighted distance are both close.
 
@@ -144,6 +145,9 @@ def near_pairs(z: npt.ArrayLike, duration_s: npt.ArrayLike, w: npt.ArrayLike, *,
         Largest weighted squared distance of a reported pair.
     duration_tolerance_s : float, keyword-only
         Largest duration difference of a reported pair, seconds.
+    max_pairs : int, keyword-only
+        Most pairs returned (24 bytes each): a library of many identical rows (silences of one
+        length) would otherwise hold n^2 / 2 of them. Default 10 million.
 
     Returns
     -------
@@ -155,7 +159,8 @@ def near_pairs(z: npt.ArrayLike, duration_s: npt.ArrayLike, w: npt.ArrayLike, *,
     Raises
     ------
     ParameterError
-        On a shape, dtype, weight or limit that does not fit.
+        On a shape, dtype, weight or limit that does not fit, or more than ``max_pairs``
+        pairs.
     """
     zz = _matrix(z, "z")
     n, d = zz.shape
@@ -170,7 +175,7 @@ def near_pairs(z: npt.ArrayLike, duration_s: npt.ArrayLike, w: npt.ArrayLike, *,
     order = np.argsort(dur, kind="stable")
     zs = np.ascontiguousarray(zz[order])
     ds = np.ascontiguousarray(dur[order])
-    cap = max(1024, n)
+    cap = min(max(1024, n), max_pairs)
     while True:
         out_i = np.empty(cap, np.int64)
         out_j = np.empty(cap, np.int64)
@@ -179,5 +184,9 @@ def near_pairs(z: npt.ArrayLike, duration_s: npt.ArrayLike, w: npt.ArrayLike, *,
                             out_i, out_j, out_d)
         if count <= cap:
             break
+        if count > max_pairs:
+            raise ParameterError(
+                f"{count} pairs are within the limits, more than max_pairs={max_pairs}: "
+                f"lower the distance or the duration tolerance")
         cap = count
     return order[out_i[:count]], order[out_j[:count]], out_d[:count].copy()

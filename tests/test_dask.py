@@ -229,7 +229,7 @@ def cluster(tmp_path):
          "--memory-limit", "1GiB", "--no-dashboard"],
         env=env, stdout=log, stderr=log, start_new_session=True)
     try:
-        yield address, scheduler
+        yield address, scheduler, workers
     finally:
         _stop(workers)
         _stop(scheduler)
@@ -237,7 +237,7 @@ def cluster(tmp_path):
 
 
 def test_scheduler_address_gives_the_local_engines_fingerprints(cluster, tmp_path):
-    address, _ = cluster
+    address, _, _ = cluster
     mixed_library(tmp_path / "lib")
     local = Supervisor(RunConfig(db=str(tmp_path / "local"), cores=2, queue_size=4, quiet=True))
     local.run([str(tmp_path / "lib")])
@@ -250,7 +250,7 @@ def test_scheduler_address_gives_the_local_engines_fingerprints(cluster, tmp_pat
 
 
 def test_a_lost_scheduler_ends_the_run_with_what_completed_committed(cluster, tmp_path):
-    address, scheduler = cluster
+    address, scheduler, _ = cluster
     lib = tmp_path / "lib"
     lib.mkdir()
     for i in range(16):
@@ -272,3 +272,43 @@ def test_a_lost_scheduler_ends_the_run_with_what_completed_committed(cluster, tm
     assert time.monotonic() - t0 < 60
     done = fingerprints(tmp_path / "db")
     assert 1 <= len(done) < 16  # what completed before the loss was committed
+
+
+def test_a_cluster_left_without_workers_ends_the_run(cluster, tmp_path):
+    import signal
+
+    address, _, workers = cluster
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    for i in range(16):
+        sig.write_audio(lib / f"mark{i:02d}.wav", sig.sine(220.0, 1.0, 22050), 22050)
+
+    def kill_workers() -> None:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and not (lib / "started").exists():
+            time.sleep(0.05)
+        time.sleep(0.8)
+        os.killpg(workers.pid, signal.SIGKILL)  # nannies and workers: nobody restarts them
+
+    threading.Thread(target=kill_workers, daemon=True).start()
+    cfg = RunConfig(db=str(tmp_path / "db"), cores=2, queue_size=4, quiet=True,
+                    worker_hook=hook)
+    t0 = time.monotonic()
+    with pytest.raises(BackendError, match="has had no worker for"):
+        DaskSupervisor(cfg, DaskConfig(scheduler=address, connect_timeout_s=3.0),
+                       err=io.StringIO()).run([str(lib)])
+    assert time.monotonic() - t0 < 60
+    assert not failures(tmp_path / "db")  # the lost tracks are not blamed
+
+
+def test_a_hung_track_is_killed_by_the_watchdog_and_recorded_as_timeout(tmp_path):
+    lib = tmp_path / "lib"
+    mixed_library(lib)
+    sig.write_audio(lib / "hang_forever.wav", sig.sine(440.0, 1.0, 22050), 22050)
+    t0 = time.monotonic()
+    stats = run_dask(tmp_path / "db", [str(lib)], worker_hook=hook, timeout_s=2.0,
+                     max_retries=1)
+    assert time.monotonic() - t0 < 90
+    f = failures(tmp_path / "db")
+    assert list(f) == ["hang_forever.wav"] and f["hang_forever.wav"].kind == "timeout"
+    assert stats.ok == 5 and stats.worker_deaths == 2  # one kill per attempt, nothing more

@@ -331,8 +331,7 @@ def test_library_cache_is_keyed_by_the_store_generation(built, tmp_path):
     with st.Store.open(st.StoreConfig(db), readonly=True) as s:
         gen = s.generation()
         lib = Library.load(s)
-        cached = db / "query-cache" / f"library-v1-g{gen}.npz"
-        assert cached.is_file()
+        (cached,) = (db / "query-cache").glob(f"library-*-g{gen}-*.npz")
         again = Library.load(s)
         assert np.array_equal(again.z, lib.z) and np.array_equal(again.track_ids, lib.track_ids)
         cached.write_bytes(b"garbage")  # a damaged cache is rebuilt, not trusted
@@ -344,7 +343,8 @@ def test_library_cache_is_keyed_by_the_store_generation(built, tmp_path):
     with st.Store.open(st.StoreConfig(db), readonly=True) as s:
         fresh = Library.load(s)
     assert len(fresh) == len(lib) - 1
-    assert sorted(os.listdir(db / "query-cache")) == [f"library-v1-g{gen + 1}.npz"]
+    (only,) = os.listdir(db / "query-cache")
+    assert f"-g{gen + 1}-" in only  # the old generation's file is gone
 
 
 def test_reads_feed_the_lru(tmp_path):
@@ -379,8 +379,8 @@ def test_queries_never_block_a_running_engine_run(built, tmp_path):
     lib_dir = tmp_path / "lib"
     shutil.copytree(built[1]["song"].parent, lib_dir)
     (lib_dir / "more").mkdir()
-    for i in range(24):
-        sig.write_audio(lib_dir / "more" / f"m{i:02d}.flac",
+    for i in range(24):  # "slow": the fault hook makes each take 0.5 s, the run ~6 s
+        sig.write_audio(lib_dir / "more" / f"slow{i:02d}.flac",
                         sig.music_like(6.0, 22050, bpm=80 + 5 * i, seed=i), 22050)
     first = subprocess.run([str(BIN / "engine-run"), str(lib_dir / "copies"), "--db", str(db),
                             "-q"], capture_output=True, timeout=120, check=False)
@@ -388,11 +388,25 @@ def test_queries_never_block_a_running_engine_run(built, tmp_path):
     with st.Store.open(st.StoreConfig(db), readonly=True) as s:  # reads before the run
         recorded = 1 + len(q.cmd_similar(s, "1", io.StringIO(), k=3))
         assert s.stats()["pending_reads"] == recorded
-    proc = subprocess.Popen([str(BIN / "engine-run"), str(lib_dir), "--db", str(db),
-                             "--cores", "2", "-q"], stdout=subprocess.DEVNULL,
+    # engine-run's supervisor with the tests' fault hook (tests/engine_faults.py)
+    proc = subprocess.Popen([sys.executable, str(Path(__file__).with_name("engine_faults.py")),
+                             str(db), str(lib_dir)], stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE)
     answered = 0
     try:
+        # a reader holding a snapshot open does not hold the writer: its commits go on
+        while not (db / "data.mdb").exists():
+            time.sleep(0.02)
+        with st.Store.open(st.StoreConfig(db), readonly=True) as held:
+            snapshot = held.iter_fingerprints()
+            next(snapshot, None)
+            g0 = json.loads(engine_query(db, "stats").stdout)["generation"]
+            deadline = time.monotonic() + 60
+            while (json.loads(engine_query(db, "stats").stdout)["generation"] == g0
+                   and proc.poll() is None and time.monotonic() < deadline):
+                time.sleep(0.05)
+            assert json.loads(engine_query(db, "stats").stdout)["generation"] > g0
+            snapshot.close()
         while proc.poll() is None:
             t0 = time.monotonic()
             with st.Store.open(st.StoreConfig(db), readonly=True) as s:
@@ -475,3 +489,101 @@ def test_plot_and_map_write_images(built, tmp_path):
     assert imread(tmp_path / "m.png").shape[0] > 100
     proc = engine_query(db, "map", "-o", str(tmp_path / "x.png"), "--color", "loudness")
     assert proc.returncode == 2 and "loudness" in proc.stderr
+
+
+# --------------------------------------------------------------------------------------------
+# edge cases (a review found each of these wrong once)
+
+
+def _small_store(db: Path, rows: dict[int, tuple[str, np.ndarray, int]]) -> None:
+    """A store written through the Store API: track id -> (path, 25 values, version)."""
+    with st.Store.open(st.StoreConfig(db)) as w:
+        for tid, (path, values, version) in rows.items():
+            w.commit([st.PutTrack(st.TrackRecord(tid, path, 1, 1, tid.to_bytes(16, "big"))),
+                      st.PutFingerprint(st.FingerprintRecord(tid, version, values, 60.0 + tid,
+                                                             44100, 2, 0.0, 0.0))])
+
+
+def _values(rng, n: int) -> np.ndarray:
+    v = rng.random((n, 25))
+    v[:, 10] = rng.uniform(60, 180, n)
+    v[:, 14] = rng.uniform(500, 5000, n)
+    v[:, 15] = v[:, 14] * 2
+    return v
+
+
+def test_a_recreated_store_never_gets_the_old_stores_cache(tmp_path, rng):
+    db = tmp_path / "db"
+    v = _values(rng, 6)
+    _small_store(db, {i + 1: (f"/m/{i}.flac", v[i], 1) for i in range(6)})
+    with st.Store.open(st.StoreConfig(db), readonly=True) as s:
+        assert len(Library.load(s)) == 6
+    cache = db / "query-cache"
+    for name in ("data.mdb", "lock.mdb"):
+        (db / name).unlink()
+    _small_store(db, {1: ("/m/other.flac", v[0], 1)})  # the same generation count again
+    with st.Store.open(st.StoreConfig(db), readonly=True) as s:
+        lib = Library.load(s)
+        assert len(lib) == 1 and lib.track_ids.tolist() == [1]
+        # a cache file cut short is rebuilt, not a crash
+        current = next(cache.glob("library-*.npz"))
+        current.write_bytes(current.read_bytes()[:100])
+        assert len(Library.load(s)) == 1
+
+
+def test_non_finite_rows_are_left_out_of_the_library(rng):
+    v = _values(rng, 5)
+    v[2, 7] = np.nan
+    lib = Library.from_arrays(0, np.arange(1, 6), v, np.full(5, 60.0), np.zeros((5, 16)))
+    assert lib.track_ids.tolist() == [1, 2, 4, 5] and np.isfinite(lib.z).all()
+
+
+def test_track_ids_stale_versions_and_ties(tmp_path, rng, monkeypatch):
+    db = tmp_path / "db"
+    v = _values(rng, 4)
+    same = v[0].copy()
+    _small_store(db, {1: ("/m/a.flac", same, 1), 2: ("/m/b.flac", v[1], 1),
+                      3: ("/m/c.flac", v[2], 0), 5: ("/m/e.flac", same, 1),
+                      4: ("/m/d.flac", same, 1)})
+    monkeypatch.chdir(tmp_path)
+    Path("2").write_text("not audio")  # a file named like a track id in the current folder
+    with st.Store.open(st.StoreConfig(db), readonly=True) as s:
+        assert q.resolve(s, "2").track_id == 2
+        with pytest.raises(QueryError, match="version 0, this engine's is 1"):
+            q.cmd_similar(s, "3", io.StringIO())
+        # equal distances go by track id, also at the k-th place
+        res = q.cmd_similar(s, "2", io.StringIO(), k=2)
+        assert [r["track_id"] for r in res] == [1, 4]
+        with pytest.raises(QueryError, match="target is its seed"):
+            q.cmd_playlist(s, "1", io.StringIO(), n=3, to="1")
+
+
+def test_cli_outputs_keep_files_and_bytes(tmp_path, rng):
+    db = tmp_path / "db"
+    v = _values(rng, 3)
+    odd = os.fsdecode(b"/m/caf\xe9.flac")  # Latin-1 name: not valid UTF-8
+    _small_store(db, {1: (odd, v[0], 1), 2: ("/m/b.flac", v[1], 1), 3: ("/m/c.flac", v[2], 1)})
+    keep = tmp_path / "keep.m3u"
+    keep.write_text("#EXTM3U\nprecious\n")
+    proc = engine_query(db, "playlist", "99", "-o", str(keep))
+    assert proc.returncode == 2 and keep.read_text() == "#EXTM3U\nprecious\n"
+    env = {**os.environ, "PYTHONIOENCODING": "utf-8:strict"}
+    out = subprocess.run([str(BIN / "engine-query"), "--db", str(db), "export", "--format",
+                          "csv"], capture_output=True, timeout=60, env=env, check=False)
+    assert out.returncode == 0, out.stderr
+    assert b"/m/caf\xe9.flac" in out.stdout
+    pytest.importorskip("matplotlib")
+    proc = engine_query(db, "plot", "2", "-o", str(tmp_path / "x.foo"))
+    assert proc.returncode == 2 and "not one matplotlib writes" in proc.stderr
+
+
+def test_near_pairs_grow_their_buffer_and_keep_the_window_edges(rng):
+    z = np.zeros((60, 25))
+    dur = np.array([100.0] * 50 + [100.5] * 5 + [100.5 + 1e-9] * 5)
+    w = np.ones(25)
+    i, j, _ = near_pairs(z, dur, w, max_sq_distance=0.0, duration_tolerance_s=0.5)
+    pairs = {(min(a, b), max(a, b)) for a, b in zip(i.tolist(), j.tolist(), strict=True)}
+    # 60 identical rows: every pair, except those of the last 5 with the first 50 (0.5 s + 1e-9)
+    assert len(pairs) == len(i) == 60 * 59 // 2 - 50 * 5
+    with pytest.raises(Exception, match="more than max_pairs=100"):
+        near_pairs(z, dur, w, max_sq_distance=0.0, duration_tolerance_s=0.5, max_pairs=100)
