@@ -35,6 +35,7 @@ import contextlib  # noqa: E402
 import json  # noqa: E402
 import sys  # noqa: E402
 from collections.abc import Iterator, Sequence  # noqa: E402
+from typing import TYPE_CHECKING  # noqa: E402
 
 from kernels.errors import FingerprintError  # noqa: E402
 
@@ -43,7 +44,9 @@ from . import store as st  # noqa: E402
 from .errors import BackendError  # noqa: E402
 from .query import DEFAULT_DUPLICATE_DISTANCE, DEFAULT_DUPLICATE_DURATION_S  # noqa: E402
 from .scan import read_paths  # noqa: E402
-from .supervisor import RunConfig, Supervisor  # noqa: E402
+
+if TYPE_CHECKING:
+    from .supervisor import RunConfig, Supervisor
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_STORE, EXIT_BACKEND = 0, 1, 2, 3, 4
 
@@ -177,6 +180,8 @@ def _dask_backend(args: argparse.Namespace) -> bool:
 
 def _supervisor(args: argparse.Namespace, config: RunConfig) -> Supervisor:
     """The local engine, or the Dask one (--backend dask / --scheduler)."""
+    from .supervisor import Supervisor  # the analyzer's imports: engine-run only
+
     if not _dask_backend(args):
         if args.path_map:
             raise BackendError("--path-map is for the Dask backend: add --backend dask or "
@@ -206,6 +211,8 @@ def run_main(argv: Sequence[str] | None = None) -> int:
     if args.paths.count("-") > 1:
         print("engine-run: error: '-' (stdin) may be given once", file=sys.stderr)
         return EXIT_USAGE
+    from .supervisor import RunConfig  # the analyzer's imports: engine-run only
+
     config = RunConfig(
         db=args.db, cores=args.cores,
         queue_size=args.queue_size if args.queue_size is not None else 2 * args.cores,

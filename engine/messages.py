@@ -5,7 +5,9 @@ See NOTE [engine protocol] in engine/supervisor.py for who sends what, when.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+from typing import Any
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,3 +87,14 @@ class Failed:
     @property
     def where(self) -> str:
         return f"worker {self.worker} (pid {self.pid}), track {self.track_id} {self.path}"
+
+
+def jsonl_line(rec: dict[str, Any]) -> str:
+    """One JSON record and a newline. Non-ASCII stays readable; a path that is not valid UTF-8
+    (kept by Python as lone surrogates) is written with ASCII escapes instead, losslessly."""
+    line = json.dumps(rec, ensure_ascii=False, allow_nan=False)
+    try:
+        line.encode("utf-8")
+    except UnicodeEncodeError:
+        line = json.dumps(rec, ensure_ascii=True, allow_nan=False)
+    return line + "\n"

@@ -32,9 +32,9 @@ from kernels.errors import FingerprintError
 
 from . import store as st
 from .errors import QueryError
+from .messages import jsonl_line
 from .scan import display
 from .similarity import DUPLICATE_WEIGHTS, Library, duplicates, nearest, parse_weights, playlist
-from .supervisor import jsonl_line
 
 __all__ = [
     "DEFAULT_DUPLICATE_DISTANCE",

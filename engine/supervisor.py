@@ -57,7 +57,6 @@ from __future__ import annotations
 
 import contextlib
 import gc
-import json
 import multiprocessing as mp
 import multiprocessing.connection
 import os
@@ -77,7 +76,7 @@ import kernels
 from kernels import FINGERPRINT_NAMES
 
 from . import store as st
-from .messages import Done, Failed, Job
+from .messages import Done, Failed, Job, jsonl_line
 from .scan import Candidate, ScanProblem, display, scan
 from .worker import WorkerSpec, worker_main
 
@@ -792,14 +791,3 @@ class Supervisor:
                and any(v >= 0 for v in self._current)):
             self._collect(timeout=min(WAIT_TIMEOUT_S, max(0.0, deadline - time.monotonic())))
         self._abandon = True  # whatever is still running is not waited for
-
-
-def jsonl_line(rec: dict[str, Any]) -> str:
-    """One JSON record and a newline. Non-ASCII stays readable; a path that is not valid UTF-8
-    (kept by Python as lone surrogates) is written with ASCII escapes instead, losslessly."""
-    line = json.dumps(rec, ensure_ascii=False, allow_nan=False)
-    try:
-        line.encode("utf-8")
-    except UnicodeEncodeError:
-        line = json.dumps(rec, ensure_ascii=True, allow_nan=False)
-    return line + "\n"
