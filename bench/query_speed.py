@@ -334,7 +334,7 @@ def _disk(path: Path) -> dict[str, Any]:
 
 
 def _cache_file(path: Path) -> Path | None:
-    found = sorted((path / "query-cache").glob(f"library-v{FINGERPRINT_VERSION}-g*.npz"))
+    found = sorted((path / "query-cache").glob("library-*.npz"), key=lambda p: p.stat().st_mtime)
     return found[-1] if found else None
 
 
