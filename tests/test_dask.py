@@ -48,6 +48,28 @@ def mixed_library(root: Path) -> list[Path]:
     return [sig.write_audio(root / name, x, sr) for name, sr, x in spec]
 
 
+def marked_library(lib: Path, n: int = 16) -> None:
+    """``n`` one-second tracks named ``mark*``: the fault hook makes each take 0.5 s and
+    creates ``lib/started`` when the first one runs."""
+    lib.mkdir()
+    for i in range(n):
+        sig.write_audio(lib / f"mark{i:02d}.wav", sig.sine(110.0 * (1 + i % 5), 1.0, 22050),
+                        22050)
+
+
+def when_started(lib: Path, delay: float, action) -> None:
+    """Run ``action`` in a thread ``delay`` s after the first marked track started."""
+
+    def wait_then_act() -> None:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and not (lib / "started").exists():
+            time.sleep(0.05)
+        time.sleep(delay)
+        action()
+
+    threading.Thread(target=wait_then_act, daemon=True).start()
+
+
 def run_dask(db: Path, inputs: list[str], *, cores: int = 2, **kw) -> object:
     dask_kw = {k: kw.pop(k) for k in ("path_map", "window") if k in kw}
     cfg = RunConfig(db=str(db), cores=cores, queue_size=2 * cores, quiet=True, **kw)
@@ -101,26 +123,17 @@ def _spawned_workers() -> list[psutil.Process]:
 
 def test_a_worker_killed_mid_run_and_the_run_still_completes(tmp_path):
     lib = tmp_path / "lib"
-    lib.mkdir()
-    names = [f"mark{i:02d}.wav" for i in range(16)]  # the hook sleeps 0.5 s on each: 4 s
-    for i, name in enumerate(names):
-        sig.write_audio(lib / name, sig.sine(110.0 * (1 + i % 5), 1.0, 22050), 22050)
+    marked_library(lib)  # 16 x 0.5 s: 4 s on 2 workers
     killed: list[int] = []
 
-    def killer() -> None:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and not (lib / "started").exists():
-            time.sleep(0.05)
-        time.sleep(0.3)  # both workers busy: one task running, one queued, on each
+    def kill_one() -> None:  # both workers busy: one task running, one queued, on each
         workers = _spawned_workers()
         if workers:
             workers[0].kill()
             killed.append(workers[0].pid)
 
-    t = threading.Thread(target=killer, daemon=True)
-    t.start()
+    when_started(lib, 0.3, kill_one)
     stats = run_dask(tmp_path / "db", [str(lib)], worker_hook=hook)
-    t.join(timeout=5)
     assert killed, "the test never found a worker to kill"
     assert stats.ok == 16 and stats.failed == 0
     assert stats.worker_deaths >= 1 and stats.retried >= 1, stats.deaths
@@ -252,18 +265,8 @@ def test_scheduler_address_gives_the_local_engines_fingerprints(cluster, tmp_pat
 def test_a_lost_scheduler_ends_the_run_with_what_completed_committed(cluster, tmp_path):
     address, scheduler, _ = cluster
     lib = tmp_path / "lib"
-    lib.mkdir()
-    for i in range(16):
-        sig.write_audio(lib / f"mark{i:02d}.wav", sig.sine(220.0, 1.0, 22050), 22050)
-
-    def kill_scheduler() -> None:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and not (lib / "started").exists():
-            time.sleep(0.05)
-        time.sleep(1.2)  # a couple of tracks done on each worker
-        scheduler.kill()
-
-    threading.Thread(target=kill_scheduler, daemon=True).start()
+    marked_library(lib)
+    when_started(lib, 1.2, scheduler.kill)  # a couple of tracks done on each worker
     cfg = RunConfig(db=str(tmp_path / "db"), cores=2, queue_size=4, quiet=True,
                     worker_hook=hook)
     t0 = time.monotonic()
@@ -279,18 +282,9 @@ def test_a_cluster_left_without_workers_ends_the_run(cluster, tmp_path):
 
     address, _, workers = cluster
     lib = tmp_path / "lib"
-    lib.mkdir()
-    for i in range(16):
-        sig.write_audio(lib / f"mark{i:02d}.wav", sig.sine(220.0, 1.0, 22050), 22050)
-
-    def kill_workers() -> None:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and not (lib / "started").exists():
-            time.sleep(0.05)
-        time.sleep(0.8)
-        os.killpg(workers.pid, signal.SIGKILL)  # nannies and workers: nobody restarts them
-
-    threading.Thread(target=kill_workers, daemon=True).start()
+    marked_library(lib)
+    # nannies and workers: nobody restarts them
+    when_started(lib, 0.8, lambda: os.killpg(workers.pid, signal.SIGKILL))
     cfg = RunConfig(db=str(tmp_path / "db"), cores=2, queue_size=4, quiet=True,
                     worker_hook=hook)
     t0 = time.monotonic()

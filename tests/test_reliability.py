@@ -158,7 +158,12 @@ def test_signal_lets_in_flight_tracks_finish_and_commits(tmp_path, signum, code)
     assert proc.stdout is not None
     assert proc.stdout.readline()  # a first track is done: others are in flight
     proc.send_signal(signum)
-    out, err = proc.communicate(timeout=60)
+    # not communicate(): it reads the raw pipe, and a line readline() already buffered would
+    # be lost (the count below came out one short when two lines had arrived together)
+    out = proc.stdout.read()
+    assert proc.stderr is not None
+    err = proc.stderr.read()
+    proc.wait(timeout=60)
     assert proc.returncode == code, err.decode()
     emitted = 1 + len(out.decode().splitlines())
     fps, _ = store_contents(tmp_path / "db")
