@@ -400,7 +400,9 @@ class DaskSupervisor(Supervisor):
                               f"FAILURES=0 so that a poison file costs {ours} worker restarts, "
                               f"not {(allowed + 1) * ours}")
             self._register_warmup()
-        except (OSError, TimeoutError) as exc:
+        except BackendError:
+            raise
+        except Exception as exc:  # OSError, TimeoutError, "Nanny failed to start", ...
             raise BackendError(f"dask: cannot start or reach the cluster "
                                f"({dc.scheduler or 'LocalCluster'}): {exc}; check the address "
                                f"and that its workers run") from exc
