@@ -25,7 +25,6 @@ Measured in one run, medians of the repeats:
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import shutil
@@ -161,17 +160,14 @@ def main(argv: list[str] | None = None) -> int:
         "dask_over_local": rows["dask"]["x_realtime"] / rows["local"]["x_realtime"],
         "estimate_1e6_tracks": estimate,
     }
-    text = json.dumps(result, indent=2)
-    if args.output:
-        args.output.parent.mkdir(parents=True, exist_ok=True)
-        args.output.write_text(text + "\n")
-    print(text)
-    print(f"per task {med['ms_per_task']:.2f} ms ({med['tasks_per_s']:.0f}/s, window "
-          f"{med['window']:.0f}), {med_wide['ms_per_task']:.2f} ms at window "
-          f"{med_wide['window']:.0f}; cluster start {med['start_s']:.2f} s, warm-up "
-          f"{med['warmup_plugin_s']:.2f} s; dask {rows['dask']['x_realtime']:.0f}x realtime "
-          f"({per_worker:.0f}x per worker) = {result['dask_over_local']:.2f} of local "
-          f"{rows['local']['x_realtime']:.0f}x", file=sys.stderr)
+    summary = (f"per task {med['ms_per_task']:.2f} ms ({med['tasks_per_s']:.0f}/s, window "
+               f"{med['window']:.0f}), {med_wide['ms_per_task']:.2f} ms at window "
+               f"{med_wide['window']:.0f}; cluster start {med['start_s']:.2f} s, warm-up "
+               f"{med['warmup_plugin_s']:.2f} s; dask {rows['dask']['x_realtime']:.0f}x "
+               f"realtime ({per_worker:.0f}x per worker) = {result['dask_over_local']:.2f} of "
+               f"local {rows['local']['x_realtime']:.0f}x")
+    kernel_speed.write_report(report=kernel_speed._clean(result), output=args.output,
+                              summary=summary)
     return 0
 
 

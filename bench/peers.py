@@ -48,7 +48,6 @@ import kernel_speed  # noqa: I001
 import argparse
 import datetime
 import gc
-import json
 import math
 import statistics
 import tempfile
@@ -895,13 +894,8 @@ def main(*, argv: list[str] | None = None) -> int:
         "ours_identical_across_runs": all(r["ours_identical_across_runs"] for r in rows),
     }
     report = kernel_speed._clean(report)
-    print(markdown(report), file=sys.stderr, end="")
-    text = json.dumps(report, indent=1)
-    if args.output:
-        args.output.parent.mkdir(parents=True, exist_ok=True)
-        args.output.write_text(text + "\n")
-    else:
-        print(text)
+    kernel_speed.write_report(report=report, output=args.output,
+                              summary=markdown(report).rstrip("\n"))
     return 0
 
 
