@@ -7,7 +7,16 @@ from __future__ import annotations
 
 from kernels.errors import FingerprintError
 
-__all__ = ["BackendError", "FingerprintError", "QueryError", "StoreError"]
+from .text import display
+
+__all__ = [
+    "BackendError",
+    "DecodeError",
+    "FingerprintError",
+    "InputError",
+    "QueryError",
+    "StoreError",
+]
 
 
 class StoreError(FingerprintError):
@@ -32,3 +41,26 @@ class QueryError(FingerprintError):
 class BackendError(FingerprintError):
     """The distributed backend cannot run: no dask installed, a scheduler that cannot be
     reached or went away, a malformed ``--path-map``. What the run completed is committed."""
+
+
+class DecodeError(FingerprintError):
+    """A file could not be decoded (engine/decode.py): it names the path and the decoder's
+    reason.
+
+    Attributes
+    ----------
+    path : str
+        The file, as it was opened.
+    reason : str
+        The decoder's words, corrected where they mislead.
+    """
+
+    def __init__(self, path: str, reason: str) -> None:
+        self.path = path
+        self.reason = reason
+        super().__init__(f"{display(path)}: cannot decode audio: {reason}")
+
+
+class InputError(FingerprintError, ValueError):
+    """The list of paths given to ``engine-run`` cannot be read as asked: for example one entry
+    of stdin over 1 MiB without a separator (NUL-separated input without ``-0``)."""

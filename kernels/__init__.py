@@ -2,8 +2,12 @@
 
 >>> import kernels
 >>> kernels.warmup()                      # load (or compile) every JIT kernel once per process
->>> fp = kernels.fingerprint_file("track.flac")
->>> fp.as_dict()["tempo_bpm"]
+>>> a = kernels.Analyzer(44100, 2)        # float32 blocks of shape (frames, 2), any block size
+>>> a.feed(block)
+>>> a.finish().as_dict()["tempo_bpm"]
+
+Only arrays come in: decoding files is I/O and lives in engine/decode.py
+(``engine.decode.fingerprint_file``).
 
 The analyzer and what needs FFTW load on first use (PEP 562): a process that only reads
 fingerprints (``engine-query``) does not pay for pyfftw's imports.
@@ -14,27 +18,23 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from .errors import BadAudioError, DecodeError, FingerprintError, ParameterError
+from .errors import BadAudioError, FingerprintError, ParameterError
 from .fingerprint import FINGERPRINT_NAMES, FINGERPRINT_UNITS, FINGERPRINT_VERSION, Fingerprint
 
 if TYPE_CHECKING:
     from ._warmup import warmup
     from .analyzer import Analyzer
     from .design import stft_size
-    from .io import DEFAULT_BLOCK_FRAMES, fingerprint_file
 
 __all__ = [
-    "DEFAULT_BLOCK_FRAMES",
     "FINGERPRINT_NAMES",
     "FINGERPRINT_UNITS",
     "FINGERPRINT_VERSION",
     "Analyzer",
     "BadAudioError",
-    "DecodeError",
     "Fingerprint",
     "FingerprintError",
     "ParameterError",
-    "fingerprint_file",
     "stft_size",
     "warmup",
 ]
@@ -42,8 +42,6 @@ __all__ = [
 _LAZY = {
     "Analyzer": ".analyzer",
     "stft_size": ".design",
-    "DEFAULT_BLOCK_FRAMES": ".io",
-    "fingerprint_file": ".io",
     "warmup": "._warmup",
 }
 

@@ -15,14 +15,5 @@ class ParameterError(FingerprintError, ValueError):
     """An argument is outside what the function accepts (shape, dtype, rate, channel count)."""
 
 
-class DecodeError(FingerprintError):
-    """A file could not be decoded: it names the path and the decoder's reason."""
-
-    def __init__(self, path: object, reason: str) -> None:
-        self.path = str(path)
-        self.reason = reason
-        super().__init__(f"{self.path}: cannot decode audio: {reason}")
-
-
 class BadAudioError(FingerprintError):
     """Decoded PCM that cannot be described: no samples at all, or NaN / infinite samples."""

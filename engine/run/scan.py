@@ -66,6 +66,9 @@ from dataclasses import dataclass
 from operator import attrgetter
 from typing import BinaryIO, Final, Literal
 
+from ..errors import InputError
+from ..text import display
+
 __all__ = [
     "AUDIO_EXTENSIONS",
     "Candidate",
@@ -196,8 +199,9 @@ def read_paths(stream: BinaryIO, *, null_separated: bool) -> Iterator[str]:
 
     Raises
     ------
-    ValueError
-        If one entry grows beyond :data:`MAX_ENTRY_BYTES` bytes without a separator.
+    InputError
+        If one entry grows beyond :data:`MAX_ENTRY_BYTES` bytes without a separator (a
+        ValueError too).
     """
     sep = b"\0" if null_separated else b"\n"
     read = getattr(stream, "read1", None) or stream.read
@@ -209,7 +213,7 @@ def read_paths(stream: BinaryIO, *, null_separated: bool) -> Iterator[str]:
         if sep not in chunk:
             pending += chunk
             if len(pending) > MAX_ENTRY_BYTES:
-                raise ValueError(_too_long_message(null_separated))
+                raise InputError(_too_long_message(null_separated))
             continue
         parts = chunk.split(sep)
         if pending:
@@ -220,7 +224,7 @@ def read_paths(stream: BinaryIO, *, null_separated: bool) -> Iterator[str]:
                 part = part[:-1]
             if part:
                 if len(part) > MAX_ENTRY_BYTES:
-                    raise ValueError(_too_long_message(null_separated))
+                    raise InputError(_too_long_message(null_separated))
                 yield os.fsdecode(part)
     if not null_separated and pending.endswith(b"\r"):
         pending = pending[:-1]
@@ -476,21 +480,6 @@ def _not_a_file(path: str, mode: int) -> ScanProblem:
     else:
         what = "a special file"
     return ScanProblem(path, "not_a_file", f"{display(path)} is {what}, not a regular file")
-
-
-def display(path: str) -> str:
-    """Printable form of a path for messages: surrogates as ``\\xNN``, controls escaped."""
-    if path.isprintable():
-        return path
-    out = []
-    for ch in path:
-        if ch.isprintable():
-            out.append(ch)
-        elif "\udc80" <= ch <= "\udcff":  # an undecodable byte kept by surrogateescape
-            out.append(f"\\x{ord(ch) - 0xDC00:02x}")
-        else:
-            out.append(ch.encode("unicode_escape").decode("ascii"))
-    return "".join(out)
 
 
 def _too_long_message(null_separated: bool) -> str:

@@ -1,46 +1,44 @@
-"""The Dask distributed backend: the same kernels on Dask workers, one machine or many.
+"""The Dask distributed backend: the same task on Dask workers, one machine or many.
 
 ``engine-run --backend dask`` starts a LocalCluster of ``--cores`` single-threaded worker
 processes; ``engine-run --scheduler tcp://HOST:8786`` uses an existing cluster. Only the
-execution changes: :class:`DaskSupervisor` is the local :class:`~engine.supervisor.Supervisor`
-(its scan, catalog, incremental rules, LMDB batches, retries, progress and output) with the
-methods that run jobs replaced. docs/SCALING.md says when to use which backend.
+execution changes: the supervisor, its catalog, retries, batches and output are the same
+objects as with the fork backend. docs/SCALING.md says when to use which backend.
 
 NOTE [dask backend]
 ===================
 ::
 
-    inputs -> Supervisor._feed -> _classify (LMDB catalog, this process only)
-        |  Job (path rewritten by --path-map for the workers' mounts)
-        |  _put: client.submit(fingerprint_task, job, key="fingerprint-<run>-<track>-a<attempt>")
-        |        while the window is full (2 x worker threads): _collect with a timeout
+    Supervisor (engine/run/supervisor.py): catalog, retries, LMDB batches, output
+        |  DaskBackend.submit(job): path rewritten by --path-map for the workers' mounts;
+        |  client.submit(fingerprint_task, key="fingerprint-<run>-<track>-a<attempt>");
+        |  False while the window (2 x worker threads) is full, after a bounded wait
         v
     scheduler: a LocalCluster in this process, or tcp://HOST:8786   (allowed-failures = 0)
         |
         v
     Dask workers (Nanny processes, spawned): _Warmup plugin: numba 1 thread, kernels.warmup()
-        each task: the local worker's _fingerprint (engine/worker.py): decode with soundfile in
-        blocks into a per-thread buffer, analyse, return Done / Failed as data; a watchdog
-        thread kills its own process past the track's time budget (a hung decoder)
+        each task: engine.run.task.run_task (the fork workers' code) into a per-thread buffer;
+        a watchdog thread kills its own process past the track's time budget (a hung decoder)
         |
         v
-    as_completed(with_results=True, raise_errors=False) -> Supervisor._on_result -> LMDB batch
-        KilledWorker (the worker died with the task: a poison file, a kill, the memory limit,
-        the watchdog) -> the job again with attempt + 1 and a new key, up to --max-retries;
-        then a failure record "worker_died" (or "timeout" when the task outlived --timeout).
+    DaskBackend.poll: as_completed(with_results=True, raise_errors=False)
+        Done / Failed -> the supervisor;  KilledWorker (a poison file, a kill, the memory
+        limit, the watchdog) -> Lost("worker_died" or "timeout"): the supervisor's one retry
+        rule sends the job again (attempt + 1, a new key) or records it as failed.
 
 Why the engine, not Dask, retries: Dask's own retries (``allowed-failures``, default 3) would
 multiply with the engine's. A worker that dies fails every task it held: the one it ran and
-the one queued behind it ("collateral"). Each lost task is a *suspect*: it is submitted again
-(attempt + 1, a new key) with no other suspect in flight, so the poison file is alone when it
-kills its second worker and its companion of the first death runs safely elsewhere. The Dask
-backend's ``--max-retries`` defaults to 1: a poison file costs 2 worker restarts (Dask's
-default would cost 4), an innocent collateral track succeeds on its retry.
+the one queued behind it ("collateral"). Each retried task is a *suspect*: :meth:`submit`
+refuses a second suspect while one is in flight, so the poison file is alone when it kills its
+second worker and its companion of the first death runs safely elsewhere. ``--max-retries``
+defaults to 1 here: a poison file costs 2 worker restarts (Dask's default would cost 4), an
+innocent collateral track succeeds on its retry.
 
-Memory: the client holds at most ``window`` futures and ``queue_size + cores`` pending jobs,
-whatever the library size, as the local engine does. Each spawned worker is a full Python
-process (about 210 MB with the kernels loaded, against about 12 MB of private memory for a
-forked local worker); the nanny restarts one that passes 95 % of ``--memory-limit``.
+Memory: the client holds at most ``window`` futures, and the supervisor at most ``queue_size +
+cores`` pending jobs, whatever the library size. Each spawned worker is a full Python process
+(about 210 MB with the kernels loaded, against about 12 MB of private memory for a forked
+worker); the nanny restarts one that passes 95 % of ``--memory-limit``.
 """
 
 from __future__ import annotations
@@ -62,18 +60,12 @@ import psutil
 
 import kernels
 
-from .errors import BackendError
-from .messages import Done, Failed, Job
-from .scan import display
-from .supervisor import (
-    BUFFER_CHANNELS,
-    WAIT_TIMEOUT_S,
-    RunConfig,
-    Supervisor,
-)
-from .worker import WorkerSpec, _fingerprint
+from ...errors import BackendError
+from ...text import display
+from ..messages import Done, Event, Failed, Job, Lost
+from ..task import TaskSettings, TaskState, run_task
 
-__all__ = ["DaskConfig", "DaskSupervisor", "PathMap", "TaskSettings", "fingerprint_task"]
+__all__ = ["DaskBackend", "DaskConfig", "PathMap", "fingerprint_task"]
 
 log = logging.getLogger(__name__)
 
@@ -81,8 +73,10 @@ log = logging.getLogger(__name__)
 CLOSE_TIMEOUT_S: Final = 10.0
 #: How often the window is resized to the cluster's thread count, seconds.
 RESIZE_EVERY_S: Final = 2.0
+#: Seconds :meth:`DaskBackend.submit` waits for room in a full window.
+SUBMIT_WAIT_S: Final = 0.2
 #: Dask settings of every run; the environment goes to worker processes the nannies spawn.
-_DASK_SETTINGS: Final = {
+DASK_SETTINGS: Final = {
     "distributed.scheduler.allowed-failures": 0,
     "distributed.nanny.pre-spawn-environ.OMP_NUM_THREADS": "1",
     "distributed.nanny.pre-spawn-environ.OPENBLAS_NUM_THREADS": "1",
@@ -142,13 +136,15 @@ def _strip(p: str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class DaskConfig:
-    """Options of the Dask backend (engine/cli.py has the flags).
+    """Options of the Dask backend (engine/run/cli.py has the flags).
 
     Attributes
     ----------
     scheduler : str or None
         Address of a running scheduler (``tcp://HOST:8786``); None starts a LocalCluster of
-        ``RunConfig.cores`` single-threaded worker processes.
+        ``workers`` single-threaded worker processes.
+    workers : int
+        LocalCluster worker processes (``--cores``).
     memory_limit : str or int
         Per worker of the LocalCluster (``"1GiB"``, bytes, or ``"auto"``); a remote cluster's
         workers have the limit they were started with.
@@ -161,32 +157,26 @@ class DaskConfig:
     connect_timeout_s : float
         Seconds to reach the scheduler and see its first worker (and to wait for a reconnect
         when the connection drops mid-run).
+    verbose : bool
+        Keep Dask's own logs (else only the engine speaks).
     """
 
     scheduler: str | None = None
+    workers: int = 1
     memory_limit: str | int = "1GiB"
     path_map: PathMap = field(default_factory=PathMap)
     window: int | None = None
     local_directory: str | None = None
     connect_timeout_s: float = 30.0
-
-
-@dataclass(frozen=True, slots=True)
-class TaskSettings:
-    """What every task needs besides its job (pickled to the workers once per task)."""
-
-    block_frames: int
-    timeout_s: float
-    min_speed: float
-    version: int
-    hook: Callable[[Job], object] | None = None
+    verbose: bool = False
 
 
 # --------------------------------------------------------------------------------------------
 # Worker side
 
 
-def _worker_plugin_class() -> type:
+def worker_plugin_class() -> type:
+    """The warm-up WorkerPlugin (a class made on demand: distributed is imported lazily)."""
     from distributed.diagnostics.plugin import WorkerPlugin
 
     class _Warmup(WorkerPlugin):
@@ -217,93 +207,61 @@ def _worker_plugin_class() -> type:
     return _Warmup
 
 
-class _Budget:
-    """Seconds the current task may take; ``_fingerprint`` widens it once the header gives the
-    duration (it indexes by worker slot, as the local engine's shared array; one slot here)."""
-
-    def __init__(self, seconds: float) -> None:
-        self.seconds = seconds
-
-    def __getitem__(self, _index: int) -> float:
-        return self.seconds
-
-    def __setitem__(self, _index: int, seconds: float) -> None:
-        self.seconds = seconds
-
-
 _local = threading.local()
 
 
-def _worker_index() -> int:
-    try:
-        from distributed import get_worker
+def fingerprint_task(job: Job, settings: TaskSettings, version: int) -> Done | Failed:
+    """One track on a Dask worker: :func:`engine.run.task.run_task`, with a watchdog.
 
-        name = get_worker().name
-    except (ImportError, ValueError):
-        return -1
-    return name if isinstance(name, int) else -1
-
-
-def fingerprint_task(job: Job, settings: TaskSettings) -> Done | Failed:
-    """One track on a Dask worker: the local engine's decode-and-analyse, as data.
-
-    Each worker thread keeps one PCM buffer (``block_frames x 8`` float32, allocated once) and
-    its analyzers. A watchdog thread kills this worker process when the track runs past its
-    time budget (``timeout_s``, plus ``duration / min_speed`` once the header is read): a
-    hung decoder cannot be interrupted any other way; the nanny restarts the worker and the
-    client sees ``KilledWorker``.
+    Each worker thread keeps one :class:`~engine.run.task.TaskState` (a PCM buffer allocated
+    once, and its analyzers). A watchdog thread kills this worker process when the track runs
+    past its time budget: a hung decoder cannot be interrupted any other way; the nanny
+    restarts the worker and the client sees ``KilledWorker``.
 
     Parameters
     ----------
     job : Job
         With the path as this worker sees it.
     settings : TaskSettings
+    version : int
+        The fingerprint version the client stores; a worker that computes another refuses.
 
     Returns
     -------
     Done or Failed
         Every failure of the file itself is data; a crash takes the process (KilledWorker).
     """
-    index, pid = _worker_index(), os.getpid()
+    pid = os.getpid()
     if not os.path.exists(job.path):
-        return Failed(index, pid, job.track_id, job.attempt, job.path, "missing",
+        return Failed(-1, pid, job.track_id, job.attempt, job.path, "missing",
                       f"{display(job.path)}: not found on the Dask worker (pid {pid}): is the "
                       f"library mounted there, and does --path-map map the client's path to "
                       f"it?")
-    if settings.version != kernels.FINGERPRINT_VERSION:
-        return Failed(index, pid, job.track_id, job.attempt, job.path, "version",
+    if version != kernels.FINGERPRINT_VERSION:
+        return Failed(-1, pid, job.track_id, job.attempt, job.path, "version",
                       f"{display(job.path)}: this worker computes fingerprint version "
-                      f"{kernels.FINGERPRINT_VERSION}, the client stores version "
-                      f"{settings.version}: install the same engine on every worker")
-    capacity = settings.block_frames * BUFFER_CHANNELS
+                      f"{kernels.FINGERPRINT_VERSION}, the client stores version {version}: "
+                      f"install the same engine on every worker")
     state = getattr(_local, "state", None)
-    if state is None or state[0].size != capacity:
-        state = (np.empty(capacity, np.float32), {})
-        _local.state = state
-    buffer, analyzers = state
-    spec = WorkerSpec(index=index, buffer=buffer.data, capacity=capacity, parent_pid=0,
-                      timeout_s=settings.timeout_s, min_speed=settings.min_speed,
-                      hook=settings.hook)
-    budget = _Budget(settings.timeout_s)
+    if state is None or state.buffer.size != settings.capacity:
+        state = _local.state = TaskState(np.empty(settings.capacity, np.float32))
+    budget = [settings.timeout_s]
     finished = threading.Event()
     t0 = time.monotonic()
 
     def watchdog() -> None:
         while not finished.wait(0.2):
-            if time.monotonic() - t0 > budget.seconds:
+            if time.monotonic() - t0 > budget[0]:
                 os.kill(pid, signal.SIGKILL)
+
+    def on_budget(seconds: float) -> None:
+        budget[0] = seconds
 
     threading.Thread(target=watchdog, name="fingerprint-watchdog", daemon=True).start()
     try:
-        result = settings.hook(job) if settings.hook is not None else None
-        if result is None:
-            result = _fingerprint(spec, job, analyzers, pid, budget)
-    except Exception as e:  # a bug outside the analysis proper: data, as in the local worker
-        result = Failed(index, pid, job.track_id, job.attempt, job.path, "exception",
-                        f"{display(job.path)}: {type(e).__name__}: {e}", traceback.format_exc())
+        return run_task(job, settings, state, worker=-1, pid=pid, on_budget=on_budget)
     finally:
         finished.set()
-    return result  # type: ignore[return-value]  # a test hook may return anything
 
 
 # --------------------------------------------------------------------------------------------
@@ -316,27 +274,25 @@ class _InFlight:
     submitted: float
 
 
-class DaskSupervisor(Supervisor):
-    """:class:`Supervisor` whose jobs run on Dask (NOTE [dask backend]).
+class DaskBackend:
+    """Jobs as Dask tasks (NOTE [dask backend]); a :class:`~engine.run.backends.Backend`.
 
     Parameters
     ----------
-    config : RunConfig
-        ``cores`` is the LocalCluster's worker count (ignored with a scheduler address);
-        ``queue_size`` is not used: the window is ``DaskConfig.window``.
-    dask_config : DaskConfig
-    out, err : TextIO, optional
-        As for :class:`Supervisor`.
+    config : DaskConfig
+    settings : TaskSettings
 
     Raises
     ------
     BackendError
-        (from :meth:`run`) when the scheduler cannot be reached, has no worker, or goes away.
+        (from its methods) when Dask is not installed, the scheduler cannot be reached, has no
+        worker, or goes away.
     """
 
-    def __init__(self, config: RunConfig, dask_config: DaskConfig, **kw: Any) -> None:
-        super().__init__(config, **kw)
-        self.dask_config = dask_config
+    def __init__(self, config: DaskConfig, settings: TaskSettings) -> None:
+        self.config = config
+        self.settings = settings
+        self._log: Callable[[str], None] = lambda _msg: None
         self._client: Any = None
         self._cluster: Any = None
         self._ac: Any = None
@@ -346,19 +302,18 @@ class DaskSupervisor(Supervisor):
         self._dead: set[str] = set()  # addresses of workers that died (a restart gets a new one)
         self._no_workers_since: float | None = None
         self._run_token = uuid.uuid4().hex[:8]
-        self._window = max(1, dask_config.window or 2 * config.cores)
-        self._threads = config.cores
+        self._window = max(1, config.window or 2 * config.workers)
+        self._threads = config.workers
         self._last_resize = 0.0
         self._checked_paths = False
-        self._task_settings = TaskSettings(config.block_frames, config.timeout_s,
-                                           config.min_speed, kernels.FINGERPRINT_VERSION,
-                                           config.worker_hook)
+        self._stopping = False
 
-    # -- backend: start and stop ---------------------------------------------------------------
+    # -- lifecycle -----------------------------------------------------------------------------
 
-    def _start_workers(self) -> None:
+    def start(self, log: Callable[[str], None]) -> None:
         """Only check that Dask is there: the cluster starts with the first job, so a run that
         finds everything in the store never starts one."""
+        self._log = log
         try:
             import distributed  # noqa: F401
         except ImportError as exc:
@@ -370,20 +325,20 @@ class DaskSupervisor(Supervisor):
         import dask
         from distributed import Client, LocalCluster, as_completed
 
-        dc = self.dask_config
+        dc = self.config
         self._settings_ctx = contextlib.ExitStack()
-        self._settings_ctx.enter_context(dask.config.set(_DASK_SETTINGS))
-        if not self.config.verbose:
-            # a task lost with its worker is reported here, as a failure record or a retry
+        self._settings_ctx.enter_context(dask.config.set(DASK_SETTINGS))
+        if not dc.verbose:
+            # a task lost with its worker is reported by the engine, as a failure or a retry
             for name in ("distributed.scheduler", "distributed.nanny", "distributed.worker",
                          "distributed.core", "distributed.client"):
                 logging.getLogger(name).setLevel(logging.CRITICAL)
         try:
             if dc.scheduler is None:
                 self._cluster = LocalCluster(
-                    n_workers=self.config.cores, threads_per_worker=1, processes=True,
+                    n_workers=dc.workers, threads_per_worker=1, processes=True,
                     memory_limit=dc.memory_limit, dashboard_address=None, host="127.0.0.1",
-                    silence_logs=logging.CRITICAL if not self.config.verbose else logging.WARN,
+                    silence_logs=logging.CRITICAL if not dc.verbose else logging.WARN,
                     local_directory=dc.local_directory,
                     # its HTTP server (health, metrics) on a free loopback port, not :8787
                     scheduler_kwargs={"dashboard_address": "127.0.0.1:0"})
@@ -394,11 +349,10 @@ class DaskSupervisor(Supervisor):
                 allowed = self._client.run_on_scheduler(
                     lambda dask_scheduler: dask_scheduler.allowed_failures)
                 if allowed != 0:
-                    ours = self.config.max_retries + 1
                     self._log(f"dask: the scheduler at {dc.scheduler} has allowed-failures="
                               f"{allowed}; start it with DASK_DISTRIBUTED__SCHEDULER__ALLOWED_"
-                              f"FAILURES=0 so that a poison file costs {ours} worker restarts, "
-                              f"not {(allowed + 1) * ours}")
+                              f"FAILURES=0 so that Dask's retries do not multiply the "
+                              f"engine's (--max-retries)")
             self._register_warmup()
         except BackendError:
             raise
@@ -414,12 +368,12 @@ class DaskSupervisor(Supervisor):
                           f"a crash or a hung track takes every task of the process with it; "
                           f"start workers with --nthreads 1 (docs/SCALING.md)")
         self._ac = as_completed(with_results=True, raise_errors=False)
-        self._print_dask_budget()
+        self._log(self._budget_line())
 
     def _register_warmup(self) -> None:
         """Register the warm-up plugin; a worker dying meanwhile (the scheduler keeps the
         plugin and runs it on the worker the nanny starts instead) costs one more try."""
-        plugin = _worker_plugin_class()(ignore_sigint=self._cluster is not None)
+        plugin = worker_plugin_class()(ignore_sigint=self._cluster is not None)
         for attempt in range(3):
             try:
                 self._client.register_plugin(plugin)
@@ -428,22 +382,26 @@ class DaskSupervisor(Supervisor):
                 if attempt == 2:
                     raise
                 log.info("dask: registering the warm-up plugin failed (%s); again", exc)
-                self._client.wait_for_workers(1, timeout=self.dask_config.connect_timeout_s)
+                self._client.wait_for_workers(1, timeout=self.config.connect_timeout_s)
 
-    def _stop_workers(self) -> None:
+    def stop(self, *, abandon: bool) -> list[Event]:
+        """What finished is still worth keeping; cancel the rest (``abandon`` changes nothing
+        here: the supervisor already waited its grace period)."""
         self._stopping = True
         if self._client is None:
-            return
+            return []
+        events: list[Event] = []
         with contextlib.suppress(Exception):
-            self._collect(timeout=0.0)  # what finished is still worth keeping
+            events = self.poll(0.0)
         if self._futures:
             if self._client.status == "running":  # else there is no one to tell
                 with contextlib.suppress(Exception):
                     self._client.cancel([f for f, _ in self._futures.values()])
             self._futures.clear()
             self._suspect = None
+        return events
 
-    def _release_workers(self) -> None:
+    def close(self) -> None:
         client, cluster = self._client, self._cluster
         self._client = self._cluster = None
         if client is not None:
@@ -463,53 +421,46 @@ class DaskSupervisor(Supervisor):
         self._last_resize = now
         try:
             threads = sum(self._client.nthreads().values())
-        except Exception:  # the scheduler is gone: _check_workers says so
+        except Exception:  # the scheduler is gone: _check_scheduler says so
             return
         self._threads = threads
-        if self.dask_config.window is None:
+        if self.config.window is None:
             self._window = max(2, 2 * threads)
         if threads:
             self._no_workers_since = None
         elif self._no_workers_since is None:
             self._no_workers_since = now
-        elif now - self._no_workers_since > self.dask_config.connect_timeout_s:
-            where = self.dask_config.scheduler or "the LocalCluster"
+        elif now - self._no_workers_since > self.config.connect_timeout_s:
+            where = self.config.scheduler or "the LocalCluster"
             raise BackendError(f"dask: {where} has had no worker for "
                                f"{now - self._no_workers_since:.0f} s: start workers for it; "
                                f"what completed is committed")
 
-    # -- backend: feeding and collecting ---------------------------------------------------------
+    # -- jobs ------------------------------------------------------------------------------
 
-    def _put(self, job: Job) -> None:
-        """Submit one task once the window has room; collect results meanwhile. A retried task
-        (a suspect: it was lost with a worker) also waits until no other suspect is in flight,
-        so that a poison file cannot take another suspect down with it."""
-        while len(self._futures) >= self._window or (job.attempt > 0
-                                                     and self._suspect is not None):
-            self._check_stop()
-            self._collect(timeout=WAIT_TIMEOUT_S)
-            self._check_workers()
-            self._maybe_commit()
-            self._refresh_progress()
-        self._check_stop()
+    def submit(self, job: Job) -> bool:
+        """Submit one task when the window has room, else wait for a result up to
+        :data:`SUBMIT_WAIT_S` and say False. A retried job (a suspect: it was lost with a
+        worker) also waits until no other suspect is in flight (NOTE [dask backend])."""
+        if len(self._futures) >= self._window or (job.attempt > 0 and self._suspect):
+            self._wait(SUBMIT_WAIT_S)
+            return False
         if self._client is None:
             self._connect()
-        remote = self.dask_config.path_map.to_remote(job.path)
+        remote = self.config.path_map.to_remote(job.path)
         if not self._checked_paths and os.path.isfile(job.path):
             self._checked_paths = True
             self._check_visible(job.path, remote)
-        sent = Job(job.track_id, remote, job.priority, job.attempt, job.max_retries,
-                   time.monotonic())
+        sent = Job(job.track_id, remote, job.attempt, job.max_retries)
         key = f"fingerprint-{self._run_token}-{job.track_id}-a{job.attempt}"
-        future = self._client.submit(fingerprint_task, sent, self._task_settings, key=key,
-                                     pure=False, retries=0)
+        future = self._client.submit(fingerprint_task, sent, self.settings,
+                                     kernels.FINGERPRINT_VERSION, key=key, pure=False,
+                                     retries=0)
         self._futures[future.key] = (future, _InFlight(job, time.monotonic()))
         if job.attempt > 0:
             self._suspect = future.key
         self._ac.add(future)
-        self.stats.enqueued += 1
-        self.stats.max_queue_depth = max(self.stats.max_queue_depth, len(self._futures))
-        self._collect(timeout=0.0)
+        return True
 
     def _check_visible(self, local: str, remote: str) -> None:
         """Stop the run, before the first task, when a worker cannot see the first file: a
@@ -528,23 +479,36 @@ class DaskSupervisor(Supervisor):
                 f"client's {display(local)}: mount the library on every worker, or pass "
                 f"--path-map LOCAL=REMOTE for where it is mounted there")
 
-    def _collect(self, *, timeout: float) -> int:
-        """Results within ``timeout``: Done/Failed go to _on_result, lost tasks to _lost."""
-        if self._ac is None:
-            return 0
-        if timeout > 0 and self._futures and not self._ac.has_ready():
-            from distributed import wait
+    def _wait(self, timeout: float) -> None:
+        """Until a task completes or ``timeout`` passes."""
+        if self._ac is None or not self._futures or self._ac.has_ready():
+            return
+        from distributed import wait
 
-            try:
-                wait([f for f, _ in self._futures.values()], timeout=timeout,
-                     return_when="FIRST_COMPLETED")
-            except TimeoutError:
-                pass
-            except Exception as exc:  # FuturesCancelledError: the scheduler went away?
-                self._check_scheduler(exc)
-        elif timeout > 0 and not self._futures:
-            time.sleep(min(timeout, 0.05))
-        n = 0
+        try:
+            wait([f for f, _ in self._futures.values()], timeout=timeout,
+                 return_when="FIRST_COMPLETED")
+        except TimeoutError:
+            pass
+        except Exception as exc:  # FuturesCancelledError: the scheduler went away?
+            self._check_scheduler(exc)
+
+    def poll(self, timeout: float) -> list[Event]:
+        """Results within ``timeout``; lost tasks as :class:`Lost`."""
+        if self._client is None or self._ac is None:
+            if timeout > 0:
+                time.sleep(min(timeout, 0.05))
+            return []
+        if not self._stopping:
+            if self._client.status != "running":
+                self._check_scheduler(None)
+            self._resize_window()
+        if timeout > 0:
+            if self._futures:
+                self._wait(timeout)
+            else:
+                time.sleep(min(timeout, 0.05))
+        events: list[Event] = []
         for future, result in self._ac.next_batch(block=False):
             entry = self._futures.pop(future.key, None)
             if future.key == self._suspect:
@@ -553,69 +517,49 @@ class DaskSupervisor(Supervisor):
             future.release()
             if entry is None:
                 continue
-            n += 1
-            _, flight = entry
+            job = entry[1].job
             if status == "cancelled":  # nobody here cancels a task the run still waits for
                 if self._stopping:
                     continue  # the run is over: it is not coming back
                 self._check_scheduler(None)
-            if (status == "finished" and isinstance(result, Failed) and result.kind == "missing"
-                    and flight.job.attempt < flight.job.max_retries
-                    and os.path.isfile(flight.job.path)):
-                # the client sees the file, that worker did not (a worker that joined without
-                # the mount): another try, likely elsewhere, rather than a lasting failure
-                self._again(flight.job)
-            elif status == "finished" and isinstance(result, Done | Failed):
-                self._on_result(result)
-            elif status == "finished":
-                self._on_result(Failed(-1, 0, flight.job.track_id, flight.job.attempt,
-                                       flight.job.path, "exception",
-                                       f"{display(flight.job.path)}: the task returned "
-                                       f"{type(result).__name__}, not a result"))
+            if status == "finished":
+                events.append(self._finished(job, result))
             else:
                 error = result[1] if isinstance(result, tuple) and len(result) == 3 else result
-                self._lost(flight, status, error)
-        return n
+                events.append(self._lost(entry[1], status, error))
+        return events
 
-    def _again(self, job: Job) -> None:
-        """Submit ``job`` once more, as a suspect (attempt + 1: see _put)."""
-        self.stats.retried += 1
-        retry = Job(job.track_id, job.path, job.priority, job.attempt + 1, job.max_retries, 0.0)
-        entry = self._pending.get(job.track_id)
-        if entry is not None:
-            entry.job = retry
-            self._retry.append(retry)
+    def _finished(self, job: Job, result: Any) -> Event:
+        if isinstance(result, Failed) and result.kind == "missing" and os.path.isfile(job.path):
+            # the client sees the file, that worker did not (a worker that joined without the
+            # mount): another try, likely elsewhere, rather than a lasting failure
+            if job.attempt < job.max_retries:
+                return Lost(job.track_id, "missing", result.message, death=False)
+        if isinstance(result, Done | Failed):
+            return result
+        return Failed(-1, 0, job.track_id, job.attempt, job.path, "exception",
+                      f"{display(job.path)}: the task returned {type(result).__name__}, not a "
+                      f"result")
 
-    def _lost(self, flight: _InFlight, status: str, exc: Any) -> None:
-        """A task that did not return: retry it (a worker died with it) or record why."""
+    def _lost(self, flight: _InFlight, status: str, exc: Any) -> Event:
+        """A task that did not return: a worker died with it, or it raised on Dask."""
         from distributed.scheduler import KilledWorker
 
         job = flight.job
         elapsed = time.monotonic() - flight.submitted
         if isinstance(exc, KilledWorker) or status == "cancelled":
             worker = getattr(getattr(exc, "last_worker", None), "address", None)
-            if worker is None or worker not in self._dead:  # one death can lose two tasks
-                self.stats.worker_deaths += 1
-                if worker is not None:
-                    self._dead.add(worker)
-            worker = worker or "a worker"
-            where = (f"{worker} died with it ({type(exc).__name__ if exc else status}, "
-                     f"{elapsed:.1f} s after submission)")
-            self.stats.deaths.append(f"track {job.track_id} {job.path}: {where}")
-            if self.config.verbose:
-                self._log(f"dask: track {job.track_id} {display(job.path)}: {where}")
-            if job.attempt < job.max_retries:
-                self._again(job)
-                return
-            kind = "timeout" if elapsed > self.config.timeout_s else "worker_died"
-            self._on_result(Failed(-1, 0, job.track_id, job.attempt, job.path, kind,
-                                   f"{display(job.path)}: {where} (attempt {job.attempt + 1} "
-                                   f"of {job.max_retries + 1}); not retried again"))
-            return
+            death = worker is None or worker not in self._dead  # one death can lose two tasks
+            if worker is not None:
+                self._dead.add(worker)
+            kind = "timeout" if elapsed > self.settings.timeout_s else "worker_died"
+            return Lost(job.track_id, kind, f"{worker or 'a worker'} died with it "
+                        f"({type(exc).__name__ if exc else status}, {elapsed:.1f} s after "
+                        f"submission)", death=death)
         tb = "".join(traceback.format_exception(exc)) if isinstance(exc, BaseException) else ""
-        self._on_result(Failed(-1, 0, job.track_id, job.attempt, job.path, "exception",
-                               f"{display(job.path)}: the task failed on Dask: "
-                               f"{type(exc).__name__}: {exc}", tb))
+        return Failed(-1, 0, job.track_id, job.attempt, job.path, "exception",
+                      f"{display(job.path)}: the task failed on Dask: {type(exc).__name__}: "
+                      f"{exc}", tb)
 
     def _check_scheduler(self, exc: BaseException | None) -> None:
         """Raise :class:`BackendError` when the client has lost its scheduler (its futures
@@ -623,73 +567,46 @@ class DaskSupervisor(Supervisor):
         client = self._client
         if client is None or client.status == "running" or self._stopping:
             return
-        deadline = time.monotonic() + self.dask_config.connect_timeout_s
+        deadline = time.monotonic() + self.config.connect_timeout_s
         while exc is None and client.status == "connecting" and time.monotonic() < deadline:
             time.sleep(0.2)  # a brief disconnect: the client reconnects by itself
         if client.status != "running" or exc is not None:
-            where = self.dask_config.scheduler or "the LocalCluster's scheduler"
+            where = self.config.scheduler or "the LocalCluster's scheduler"
             why = f"; {str(exc).splitlines()[0]}" if exc is not None and str(exc) else ""
             raise BackendError(f"dask: lost the connection to {where} (client status "
                                f"{client.status!r}{why}); what completed is committed: run "
                                f"engine-run again to do the rest")
 
-    def _check_workers(self) -> None:
-        if self._stopping or self._client is None:
-            return
-        if self._client.status != "running":
-            self._check_scheduler(None)
-        self._resize_window()
+    def interrupt(self) -> list[int]:
+        """Tasks in flight run on (the supervisor gives them the grace period)."""
+        return []
 
-    def _drain(self) -> None:
-        """After the scan: retries, then wait until every job is answered."""
-        while self._pending or self._retry:
-            self._check_stop()
-            while self._retry:
-                self._put(self._retry.popleft())
-            self._collect(timeout=WAIT_TIMEOUT_S)
-            self._check_workers()
-            self._maybe_commit()
-            self._refresh_progress()
-            if self._pending and not self._futures and not self._retry:
-                for track_id, entry in list(self._pending.items()):  # cannot happen; stay total
-                    self._on_result(Failed(-1, 0, track_id, entry.job.attempt, entry.job.path,
-                                           "worker_died", f"{display(entry.job.path)}: lost "
-                                           "by the Dask backend"))
+    # -- reporting -----------------------------------------------------------------------------
 
-    def _on_interrupt(self) -> None:
-        """Stop feeding; give tasks in flight the grace period; cancel what is left."""
-        self.stats.interrupted = self._stop_signal
-        self._log(f"{signal.Signals(self._stop_signal).name}: stopping; tasks in flight get "
-                  f"{self.config.grace_s:g} s (Ctrl-C again to abandon them)")
-        deadline = time.monotonic() + self.config.grace_s
-        self._retry.clear()
-        while self._futures and not self._abandon and time.monotonic() < deadline:
-            self._collect(timeout=min(WAIT_TIMEOUT_S, max(0.0, deadline - time.monotonic())))
-        self._abandon = True
-
-    # -- reporting ---------------------------------------------------------------------------
-
-    def _queue_depth(self) -> int:
+    def depth(self) -> int:
         return len(self._futures)
 
-    def _worker_processes(self) -> list[Any]:
+    def active(self) -> int:
+        return len(self._futures)
+
+    def processes(self) -> list[int]:
         if self._cluster is None:
             return []  # a remote cluster's memory is its own
         with contextlib.suppress(psutil.Error):
-            return list(psutil.Process().children(recursive=True))
+            return [p.pid for p in psutil.Process().children(recursive=True)]
         return []
 
-    def _print_budget(self) -> None:
-        """Printed when the cluster starts (:meth:`_print_dask_budget`), if one is needed."""
+    def describe(self) -> str | None:
+        """Nothing before the cluster starts: :meth:`_connect` logs the budget then."""
+        return None
 
-    def _print_dask_budget(self) -> None:
-        if self.config.quiet:
-            return
-        dc = self.dask_config
+    def _budget_line(self) -> str:
+        dc = self.config
         sup = psutil.Process().memory_info().rss / 2**20
-        where = (f"LocalCluster of {self.config.cores} worker processes x 1 thread, "
-                 f"memory limit {dc.memory_limit} each (the nanny restarts a worker past 95 %)"
+        where = (f"LocalCluster of {dc.workers} worker processes x 1 thread, memory limit "
+                 f"{dc.memory_limit} each (the nanny restarts a worker past 95 %)"
                  if dc.scheduler is None else f"scheduler {dc.scheduler}, {self._threads} "
                  f"worker threads")
-        self._log(f"dask: {where}; client {sup:.0f} MB; at most {self._window} tasks in "
-                  f"flight, whatever the library size")
+        return (f"dask: {where}; client {sup:.0f} MB; at most {self._window} tasks in flight, "
+                f"whatever the library size")
+

@@ -1,0 +1,438 @@
+"""The supervisor: scan, ask the catalog, feed a backend, collect, write LMDB in batches.
+
+NOTE [engine protocol]
+======================
+One supervisor process and one execution backend (engine/run/backends/)::
+
+    inputs (args / stdin)
+        |  engine.run.scan.scan(): a generator, never a list
+        v
+    Supervisor._feed --- catalog.decide (one LMDB read snapshot) ---> cached / moved / failed:
+        |                                                              answered here
+        |  a job waits until fewer than queue_size + cores are pending (backpressure)
+        |  backend.submit(job): bounded wait; False when full -> _turn(), try again
+        v
+    +--------------------------- ForkBackend (backends/fork.py) -------------------------+
+    |  jobs: mp.Queue(maxsize = --queue-size), put(timeout=PUT_TIMEOUT_S), never nowait |
+    |     |                    |                                  |                    |
+    |  worker 0             worker 1          ...              worker N-1              |
+    |  shm buffer 0         shm buffer 1                       shm buffer N-1          |
+    |  pipe 0               pipe 1                             pipe N-1                |
+    |  each: get(timeout=1 s); current[i] = track; run_task (engine/run/task.py):       |
+    |  decode (engine/decode.py) into its buffer, analyse, send Done / Failed down its   |
+    |  OWN pipe (send is synchronous)                                                   |
+    +------------------------------------------------------------------------------------+
+    |  or DaskBackend (backends/dask.py, NOTE [dask backend]): the same run_task as       |
+    |  Dask tasks in a bounded window of futures                                        |
+    +------------------------------------------------------------------------------------+
+        |  backend.poll(timeout): connection.wait(result pipes + process sentinels)
+        v
+    Supervisor._on_event
+        |-- Done / Failed -> batch -> one LMDB write txn per 256 results or 1 s (the only
+        |                    writer); the JSONL record goes out after it is in the batch
+        '-- Lost (a worker died: "worker 1 (pid 4242) died with SIGKILL(-9)", or was killed
+            past its time budget) -> _on_lost: the ONE retry rule: attempt + 1 up to
+            max_retries, then a failure record "worker_died" / "timeout". The fork backend
+            has already forked a new worker into the same slot and buffer.
+
+Lost jobs: a worker can die between taking a job and announcing it. When jobs are pending and
+the backend holds none (nothing queued, nothing running) for LOST_JOB_S, each is lost
+(_check_lost): the same rule for every backend.
+
+Memory is fixed by construction (unless ``--queue-size 0`` asks for the predecessor's unbounded
+queue, kept only to measure its failure): the scan streams, at most ``queue_size + cores`` jobs
+exist at any time (``_pending``: queued, in a worker, or answered and not yet collected),
+results are consumed as they come, and each worker owns one PCM buffer of ``--block-frames x
+8`` float32 samples, allocated once before the fork. Shared memory: the buffers are created,
+the workers forked, then the names unlinked at once, so nothing is ever left in /dev/shm.
+
+Shutdown: when the scan is exhausted and every job is answered, ``backend.stop``: one ``None``
+per worker on the queue (put with a timeout, checking liveness); ``join(timeout)``, then
+SIGTERM, then SIGKILL. SIGINT / SIGTERM stop the feeding, give in-flight tracks ``--grace``
+seconds, commit everything that completed and exit 130 / 143; a second SIGINT abandons the
+in-flight tracks at once. A closed stdout (``engine-run --jsonl | head -1``: EPIPE) stops the
+feeding too, abandons in-flight tracks, commits what completed and exits 141 without a word;
+a stdout that cannot be written (ENOSPC, EIO) does the same and exits 5 with the reason.
+Workers ignore SIGINT (Ctrl-C reaches the whole process group; the supervisor decides); a
+worker whose supervisor is gone sees ``getppid()`` change within ``GET_TIMEOUT_S`` and exits.
+
+Every wait is bounded: queue puts and gets, ``connection.wait``, ``join``, Dask's waits.
+
+Layout and imports (one way only): ``engine.run`` (this side: cli, supervisor, catalog,
+report, scan, task, backends) and ``engine.query`` (the read side) never import each other;
+both import ``engine.store`` (LMDB), ``engine.decode`` (the one decode path),
+``engine.content_key``, ``engine.text`` and ``engine.errors``, which import neither side;
+``kernels`` (numeric only) imports nothing of the engine.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import time
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any, TextIO
+
+import kernels
+
+from .. import store as st
+from ..text import display
+from .backends import Backend
+from .catalog import Decision, decide, decide_problem
+from .messages import Done, Event, Failed, Job, Lost
+from .report import Report, RunStats
+from .scan import Candidate, ScanProblem, scan
+from .task import TaskSettings
+
+#: Seconds the supervisor waits for results or a worker death when it has nothing to feed.
+WAIT_TIMEOUT_S = 0.2
+#: Seconds during which the backend holds no job while some jobs are unanswered before those
+#: jobs are taken as lost (a worker died between taking a job and announcing it).
+LOST_JOB_S = 3.0
+
+
+@dataclass(frozen=True, slots=True)
+class RunConfig:
+    """Options of one ``engine-run`` (engine/run/cli.py has their flags and defaults)."""
+
+    db: str = "fingerprints.lmdb"
+    cores: int = 1
+    queue_size: int = 2
+    force: bool = False
+    retry_failed: bool = False
+    max_retries: int = 2
+    block_frames: int = 65536
+    commit_every: int = 256
+    commit_interval_s: float = 1.0
+    grace_s: float = 5.0
+    max_entries: int | None = None
+    max_bytes: int | None = None
+    jsonl: bool = False
+    quiet: bool = False
+    progress: bool = False
+    verbose: int = 0
+    follow_symlinks: bool = True
+    timeout_s: float = 30.0
+    min_speed: float = 20.0
+    #: Fault-injection seam for the tests (engine/run/task.py, TaskSettings.hook); never set
+    #: by the CLI.
+    worker_hook: Callable[[Job], object] | None = None
+
+    @property
+    def task_settings(self) -> TaskSettings:
+        return TaskSettings(self.block_frames, self.timeout_s, self.min_speed, self.worker_hook)
+
+
+@dataclass(slots=True)
+class _Pending:
+    job: Job
+    size: int
+    mtime_ns: int
+    had_failure: bool
+
+
+class _Stop(Exception):
+    """A signal arrived, or stdout's reader went away: stop feeding."""
+
+
+class Supervisor:
+    """Runs one fingerprinting pass over the given inputs (NOTE [engine protocol]).
+
+    Parameters
+    ----------
+    config : RunConfig
+    backend : Backend, optional
+        Where the jobs run; default: forked workers on this machine (``config.cores``).
+    out : TextIO
+        Where ``--jsonl`` records go (stdout).
+    err : TextIO
+        Progress, memory budget, summary and problems (stderr).
+    """
+
+    def __init__(self, config: RunConfig, *, backend: Backend | None = None,
+                 out: TextIO | None = None, err: TextIO | None = None) -> None:
+        if backend is None:
+            from .backends.fork import ForkBackend
+
+            backend = ForkBackend(config.cores, config.queue_size, config.task_settings)
+        self.config = config
+        self.backend = backend
+        self.stats = RunStats()
+        self.report = Report(self.stats, out=out, err=err, jsonl=config.jsonl,
+                             quiet=config.quiet, progress=config.progress)
+        self._limit = None if config.queue_size <= 0 else config.queue_size + config.cores
+        self._pending: dict[int, _Pending] = {}
+        self._retry: deque[Job] = deque()
+        self._batch: list[st.Operation] = []
+        self._batch_results = 0
+        self._last_commit = time.monotonic()
+        self._store: st.Store | None = None
+        self._stop_signal = 0
+        self._abandon = False
+        self._scanned = 0
+        self._idle_since: float | None = None
+
+    # -- the run -------------------------------------------------------------------------------
+
+    def run(self, inputs: Iterable[str]) -> RunStats:
+        """Fingerprint every audio file under ``inputs``; returns the run's statistics."""
+        cfg = self.config
+        t0 = time.monotonic()
+        kernels.warmup()  # compile (or load) every kernel BEFORE forking: workers never compile
+        old_handlers = self._install_signal_handlers()
+        try:
+            self.backend.start(self.report.log)
+            self._store = store = st.Store.open(st.StoreConfig(
+                cfg.db, max_entries=cfg.max_entries, max_bytes=cfg.max_bytes))
+            store.clear_stale_readers()
+            self.report.budget(self.backend.describe())
+            self.report.open()
+            try:
+                self._feed(store, scan(inputs, follow_symlinks=cfg.follow_symlinks))
+                self._drain()
+            except _Stop:
+                self._on_stop()
+        finally:
+            # every step runs whatever the one before did; the first store error is re-raised
+            # once everything is released (a full disk must not leave workers behind)
+            store_error: st.StoreError | None = None
+            try:
+                for ev in self.backend.stop(abandon=self._abandon):
+                    self._on_event(ev)
+            except st.StoreError as e:  # a commit while collecting the last results
+                store_error = e
+            try:
+                self._commit()
+            except st.StoreError as e:
+                store_error = store_error or e
+            if self._store is not None:
+                self._store.close()
+            self._restore_signal_handlers(old_handlers)
+            self.backend.close()
+            self.stats.wall_s = time.monotonic() - t0
+            self.report.close(scanned=self._scanned)
+            self.report.flush()
+            if store_error is not None:
+                raise store_error
+        if not self.stats.output_closed:  # its reader is gone: nothing more to say
+            self.report.summary()
+        return self.stats
+
+    def _feed(self, store: st.Store, items: Iterable[Candidate | ScanProblem]) -> None:
+        """Decide each scanned item; hand the jobs to the backend (backpressure)."""
+        for item in items:
+            self._check_stop()
+            self._scanned += 1
+            if isinstance(item, ScanProblem):
+                self._on_decision(decide_problem(store, item), 0, 0)
+            else:
+                while self._limit is not None and len(self._pending) >= self._limit:
+                    self._turn(WAIT_TIMEOUT_S)
+                self._on_decision(decide(store, item, force=self.config.force,
+                                         retry_failed=self.config.retry_failed,
+                                         max_retries=self.config.max_retries),
+                                  item.size, item.mtime_ns)
+                self._refresh()
+            self._submit_retries()
+
+    def _drain(self) -> None:
+        """After the scan: retries, then wait until every job is answered."""
+        while self._pending or self._retry:
+            self._submit_retries()
+            self._turn(WAIT_TIMEOUT_S)
+
+    def _turn(self, timeout: float) -> None:
+        """One turn of the loop: events within ``timeout``, lost jobs, commit, progress."""
+        self._check_stop()
+        for ev in self.backend.poll(timeout):
+            self._on_event(ev)
+        self._check_lost()
+        self._maybe_commit()
+        self._refresh()
+
+    def _submit(self, job: Job) -> None:
+        while not self.backend.submit(job):  # each try waits a bounded time for room
+            self._turn(0.0)
+        self.stats.enqueued += 1
+        depth = self.backend.depth()
+        self.stats.max_queue_depth = max(self.stats.max_queue_depth, depth)
+        if self.config.verbose and self.stats.enqueued % 100 == 0:
+            self.report.log(f"enqueued {self.stats.enqueued}, queue depth {depth}/"
+                            f"{self.config.queue_size}, pending {len(self._pending)}")
+        self._turn(0.0)  # results are taken as they come, not when the queue fills
+
+    def _submit_retries(self) -> None:
+        while self._retry and self.backend.submit(self._retry[0]):
+            self._retry.popleft()
+
+    # -- catalog answers -------------------------------------------------------------------------
+
+    def _on_decision(self, d: Decision, size: int, mtime_ns: int) -> None:
+        self._batch.extend(d.ops)
+        if d.job is not None:
+            self._pending[d.job.track_id] = _Pending(d.job, size, mtime_ns, d.had_failure)
+            self.stats.max_pending = max(self.stats.max_pending, len(self._pending))
+            self._submit(d.job)
+        elif d.error is not None:
+            self._answer_failed(d.path, d.track_id, d.error)
+        else:  # cached, moved
+            self.stats.tracks += 1
+            self.stats.cached += d.status == "cached"
+            self.stats.moved += d.status == "moved"
+            self.report.record(d.path, d.track_id, "cached", fp=d.fp)
+
+    def _answer_failed(self, path: str, track_id: int | None, error: tuple[str, str]) -> None:
+        """A failure known before any job: a scan problem, an unreadable or unchanged file."""
+        self.stats.tracks += 1
+        self.stats.failed += 1
+        if track_id is None:
+            self.report.problem(error[1])
+        self.report.record(path, track_id, "failed", error=error)
+
+    # -- events --------------------------------------------------------------------------------
+
+    def _on_event(self, ev: Event) -> None:
+        if isinstance(ev, Lost):
+            self._on_lost(ev)
+            return
+        entry = self._pending.pop(ev.track_id, None)
+        if entry is None:  # an answer to a job already answered (a retried death): ignore
+            return
+        self.stats.tracks += 1
+        self._batch_results += 1
+        path = entry.job.path
+        if isinstance(ev, Done):
+            self.stats.ok += 1
+            self.stats.audio_s += ev.duration_s
+            self.stats.decode_s += ev.decode_s
+            self.stats.analysis_s += ev.analysis_s
+            rec = st.FingerprintRecord(ev.track_id, kernels.FINGERPRINT_VERSION, ev.values,
+                                       ev.duration_s, ev.sample_rate, ev.channels,
+                                       ev.decode_s, ev.analysis_s)
+            self._batch.append(st.PutFingerprint(rec))
+            if entry.had_failure:
+                self._batch.append(st.ClearFailure(ev.track_id))
+            self.report.record(path, ev.track_id, "ok", fp=rec)
+        else:
+            self.stats.failed += 1
+            self._batch.append(st.PutFailure(st.FailureRecord(
+                ev.track_id, path, ev.kind, ev.message, ev.attempt + 1, entry.size,
+                entry.mtime_ns)))
+            if ev.traceback or self.config.verbose:
+                self.report.log(f"{ev.where}: {ev.kind}: {ev.message}\n{ev.traceback}".rstrip())
+            self.report.record(path, ev.track_id, "failed", error=(ev.kind, ev.message))
+        self._maybe_commit()
+
+    def _on_lost(self, ev: Lost) -> None:
+        """The one retry rule (NOTE [engine protocol]): a lost job goes again with attempt + 1
+        up to its max_retries, then it is a failure record of the event's kind."""
+        entry = self._pending.get(ev.track_id) if ev.track_id is not None else None
+        where = ev.where if entry is None else f"{ev.where} on track {ev.track_id} " \
+                                               f"{display(entry.job.path)}"
+        if ev.death:
+            self.stats.worker_deaths += 1
+            self.stats.deaths.append(where)
+        if self.config.verbose or (entry is None and ev.death):
+            self.report.log(where)
+        if entry is None:
+            return
+        job = entry.job
+        if job.attempt < job.max_retries:
+            self.stats.retried += 1
+            entry.job = job.again()
+            self._retry.append(entry.job)
+            return
+        self._on_event(Failed(-1, 0, job.track_id, job.attempt, job.path, ev.kind,
+                              f"{display(job.path)}: {where} (attempt {job.attempt + 1} of "
+                              f"{job.max_retries + 1}); not retried again"))
+
+    def _check_lost(self) -> None:
+        """Jobs pending while the backend holds none for LOST_JOB_S are lost (a worker died
+        between taking one and announcing it)."""
+        waiting = len(self._pending) - len(self._retry)
+        if waiting <= 0 or self.backend.depth() or self.backend.active():
+            self._idle_since = None
+            return
+        now = time.monotonic()
+        if self._idle_since is None:
+            self._idle_since = now
+            return
+        if now - self._idle_since <= LOST_JOB_S:
+            return
+        self._idle_since = None
+        queued = {j.track_id for j in self._retry}
+        for track_id in [t for t in self._pending if t not in queued]:
+            self._on_lost(Lost(track_id, "worker_died", "no worker holds it any more (a worker "
+                                                        "died between taking it and starting "
+                                                        "it)", death=False))
+
+    # -- store ---------------------------------------------------------------------------------
+
+    def _maybe_commit(self) -> None:
+        cfg = self.config
+        if (self._batch_results >= cfg.commit_every
+                or time.monotonic() - self._last_commit >= cfg.commit_interval_s):
+            self._commit()
+
+    def _commit(self) -> None:
+        if self._store is None:
+            return
+        if self._batch:
+            self._store.commit(self._batch)
+            self._batch = []
+        self._batch_results = 0
+        self._last_commit = time.monotonic()
+        self.report.flush()
+
+    def _refresh(self) -> None:
+        self.report.refresh(scanned=self._scanned, queue=self.backend.depth(),
+                            queue_size=self.config.queue_size, pids=self.backend.processes())
+
+    # -- stopping ------------------------------------------------------------------------------
+
+    def _install_signal_handlers(self) -> dict[int, Any]:
+        old: dict[int, Any] = {}
+
+        def handler(signum: int, frame: Any) -> None:
+            if self._stop_signal and signum == signal.SIGINT:
+                self._abandon = True  # second Ctrl-C: do not wait for in-flight tracks
+            self._stop_signal = self._stop_signal or signum
+
+        for s in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(ValueError):  # not the main thread: leave them alone
+                old[s] = signal.signal(s, handler)
+        return old
+
+    @staticmethod
+    def _restore_signal_handlers(old: dict[int, Any]) -> None:
+        for s, h in old.items():
+            signal.signal(s, h)
+
+    def _check_stop(self) -> None:
+        if self._stop_signal or self.report.output_closed:
+            raise _Stop()
+
+    def _on_stop(self) -> None:
+        """Stop feeding; in-flight tracks get the grace period (none when stdout's reader has
+        gone); keep what completes (NOTE [engine protocol]: shutdown)."""
+        for track_id in self.backend.interrupt():  # queued jobs will not start
+            self._pending.pop(track_id, None)
+        for job in self._retry:
+            self._pending.pop(job.track_id, None)
+        self._retry.clear()
+        if self.report.output_closed:
+            self._abandon = True
+            return
+        self.stats.interrupted = self._stop_signal
+        self.report.log(f"{signal.Signals(self._stop_signal).name}: stopping; in-flight tracks "
+                        f"get {self.config.grace_s:g} s (Ctrl-C again to abandon them)")
+        deadline = time.monotonic() + self.config.grace_s
+        while (self._pending and not self._abandon and time.monotonic() < deadline
+               and self.backend.active()):
+            for ev in self.backend.poll(min(WAIT_TIMEOUT_S,
+                                            max(0.0, deadline - time.monotonic()))):
+                self._on_event(ev)
+        self._abandon = True  # whatever is still running is not waited for
+

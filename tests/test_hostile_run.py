@@ -1,0 +1,145 @@
+"""engine-run under hostile conditions: absurd options, a full stdout, too few file descriptors,
+paths libsndfile cannot take by name, input that is not what -0 says. Each test reproduces a
+defect that once ended in a traceback, a silent clamp, a lost record or a swamped machine."""
+
+from __future__ import annotations
+
+import json
+import resource
+import subprocess
+from pathlib import Path
+
+import helpers as h
+import numpy as np
+import pytest
+import soundfile as sf
+
+from engine.decode import fingerprint_file
+
+
+def _run(*args: str, **kw) -> subprocess.CompletedProcess:
+    """engine-run with options of Popen that helpers.engine_run does not take (preexec_fn)."""
+    return subprocess.run([str(h.BIN / "engine-run"), *args], capture_output=True,
+                          timeout=240, check=False, **kw)
+
+
+def _tracks(root: Path, n: int) -> list[Path]:
+    return h.write_tracks(root, [f"t{i:02d}.wav" for i in range(n)], seconds=0.5)
+
+
+@pytest.mark.parametrize("option", [
+    "--block-frames=99999999999", "--max-bytes=inf", "--max-bytes=1", "--timeout=0",
+    "--timeout=-1", "--min-speed=0", "--min-speed=nan", "--grace=nan", "--max-retries=-5",
+    "--cores=0", "--queue-size=-1", "--max-entries=0", "--connect-timeout=inf",
+    "--block-frames=1e3",
+])
+def test_every_numeric_option_is_bounded_at_parse_time(tmp_path, option):
+    """Once: --block-frames 99999999999 took 23 GB; --max-bytes inf was an OverflowError
+    traceback; --timeout 0 or --max-retries -5 were clamped without a word."""
+    (tmp_path / "lib").mkdir()
+    r = h.engine_run("--db", str(tmp_path / "db"), option, str(tmp_path / "lib"))
+    err = r.stderr
+    assert r.rc == 2, err
+    name, _, value = option.partition("=")
+    assert f"argument {name}: " in err and value in err
+    assert "out of range" in err or "is not" in err
+    assert "Traceback" not in err
+    assert not (tmp_path / "db").exists()  # nothing was started
+
+
+def test_stdout_that_cannot_be_written_stops_the_run_with_exit_5(tmp_path):
+    """`engine-run --jsonl ... > /dev/full` once exited 0 with every record lost."""
+    lib, db = tmp_path / "lib", tmp_path / "db"
+    _tracks(lib, 12)
+    with open("/dev/full", "w") as full:
+        r = subprocess.run([str(h.BIN / "engine-run"), "--db", str(db), "--jsonl", "--cores",
+                            "1", str(lib)], stdout=full, stderr=subprocess.PIPE, timeout=240,
+                           check=False)
+    err = r.stderr.decode()
+    assert r.returncode == 5, err
+    assert "cannot write to stdout: No space left on device" in err
+    assert "Traceback" not in err
+    assert len(h.store_contents(db).fingerprints) >= 1  # what completed is committed
+    again = h.engine_run("--db", str(db), "-q", "--jsonl", str(lib))
+    assert again.rc == 0 and len(again.records) == 12
+
+
+def _limit_files(n: int):
+    def apply() -> None:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (n, n))
+    return apply
+
+
+def test_too_few_file_descriptors_is_a_clear_error_leaving_nothing(tmp_path):
+    """`ulimit -n 12` once gave a traceback from multiprocessing's resource tracker and left a
+    shared-memory segment in /dev/shm on every run."""
+    lib = tmp_path / "lib"
+    _tracks(lib, 2)
+    before = set(Path("/dev/shm").iterdir())
+    for _ in range(3):
+        r = _run("--db", str(tmp_path / "db"), "--cores", "2", str(lib),
+                 preexec_fn=_limit_files(12))
+        err = r.stderr.decode()
+        assert r.returncode == 4, err
+        assert "open-file limit is 12" in err and "ulimit -n" in err
+        assert "Traceback" not in err
+    assert not {p for p in set(Path("/dev/shm").iterdir()) - before
+                if p.name.startswith("psm_")}
+
+
+def test_nul_separated_stdin_without_dash_0_is_a_usage_error(tmp_path):
+    """Over 1 MiB of NUL-separated paths without -0 once raised a ValueError traceback."""
+    lib = tmp_path / "lib"
+    paths = _tracks(lib, 1)
+    data = b"\0".join(bytes(paths[0]) for _ in range(20000))
+    r = h.engine_run("--db", str(tmp_path / "db"), "-", stdin=data)
+    err = r.stderr
+    assert r.rc == 2, err
+    assert "without a separator" in err and "-0" in err
+    assert "Traceback" not in err
+
+
+def test_a_path_longer_than_libsndfile_takes_is_fingerprinted(tmp_path, rng):
+    """A valid file whose path is over ~1024 bytes once failed: "Supplied filename too long"."""
+    deep = tmp_path.joinpath(*["d" * 200] * 6)
+    deep.mkdir(parents=True)
+    x = (0.1 * rng.standard_normal((22050, 2))).astype(np.float32)
+    path = deep / ("x" * 200 + ".flac")
+    with open(path, "wb") as f:  # soundfile's own writer refuses the long name too
+        sf.write(f, x, 22050, format="FLAC")
+    assert len(str(path)) > 1024
+    assert fingerprint_file(path).as_array().shape == (25,)
+    r = h.engine_run("--db", str(tmp_path / "db"), "--jsonl", "-q", str(path))
+    assert r.rc == 0, r.stderr
+    [rec] = r.records
+    assert rec["status"] == "ok" and rec["duration_s"] == pytest.approx(1.0)
+
+
+def _failures(db: Path) -> dict[str, tuple[str, str]]:
+    """What `engine-query failures` lists, by path."""
+    r = h.engine_query(db, "failures", "--jsonl")
+    recs = [json.loads(line) for line in r.stdout.splitlines()]
+    return {rec["path"]: (rec["kind"], rec["message"]) for rec in recs}
+
+
+def test_failures_found_by_the_scan_are_stored_and_listed(tmp_path, rng):
+    """A missing file or a named file that is not audio once exited 1 but left no record:
+    `engine-query failures` said "no failures", and with -q nothing said anything."""
+    lib, db = tmp_path / "lib", tmp_path / "db"
+    good = _tracks(lib, 1)[0]
+    notes = lib / "notes.txt"
+    notes.write_text("not audio")
+    missing = lib / "missing.flac"
+    r = h.engine_run("--db", str(db), "-q", str(good), str(missing), str(notes))
+    assert r.rc == 1 and r.stderr == ""
+    failed = _failures(db)
+    assert set(failed) == {str(missing), str(notes)}
+    assert failed[str(missing)][0] == "missing" and "missing.flac" in failed[str(missing)][1]
+    assert failed[str(notes)][0] == "not_audio"
+    # the file appears: fingerprinted, and its failure is gone
+    sf.write(missing, (0.1 * rng.standard_normal((11025, 2))).astype(np.float32), 22050,
+             format="FLAC")
+    r = h.engine_run("--db", str(db), "-q", str(good), str(missing))
+    assert r.rc == 0, r.stderr
+    assert set(_failures(db)) == {str(notes)}
+    assert len(h.store_contents(db).fingerprints) == 2
