@@ -15,6 +15,7 @@ from pathlib import Path
 import lmdb
 import pytest
 
+from engine.content_key import content_key
 from engine.errors import StoreError
 from engine.store import (
     FINGERPRINT_ENTRY_BYTES,
@@ -31,7 +32,6 @@ from engine.store import (
     StoreConfig,
     Touch,
     TrackRecord,
-    content_key,
     is_current,
 )
 from kernels import FINGERPRINT_NAMES, FINGERPRINT_VERSION
@@ -64,6 +64,15 @@ def db(tmp_path: Path) -> Path:
 
 
 # --------------------------------------------------------------------------------------------
+
+
+def test_package_exports_its_public_names() -> None:
+    # engine.store is a package of modules; its users import from the package alone
+    import engine.store as st
+
+    missing = [name for name in st.__all__ if not hasattr(st, name)]
+    assert missing == []
+    assert st.StoreError is StoreError   # ``st.StoreError`` as engine.query and engine.run use it
 
 
 def test_content_key_small_and_large_files(tmp_path: Path) -> None:
