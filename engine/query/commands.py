@@ -4,16 +4,16 @@ duplicates, plot and map. Never blocks a running engine-run.
 Readers open the LMDB environment read-only and take one read transaction per listing (a
 consistent snapshot even while the supervisor commits); they never write to LMDB. Commands that
 *use* particular fingerprints (show, similar, playlist, plot) record them in the store's
-``reads.log``, which the writer folds into its LRU at its next commit (engine/store.py, "Reads
+``reads.log``, which the writer folds into its LRU at its next commit (engine/store, "Reads
 feed the LRU"). Bulk reads (export, stats, failures, duplicates, map) record nothing.
 
 Each command is a function taking the open store, the parsed options and an output stream, so
-that tests call them in-process; ``engine.cli`` only parses and maps errors to exit codes.
+that tests call them in-process; ``engine.query.cli`` only parses and maps errors to exit codes.
+Every ``-o FILE`` goes through :mod:`engine.query.output` (nothing clobbered).
 """
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import math
 import os
@@ -30,10 +30,11 @@ import numpy.typing as npt
 from kernels import FINGERPRINT_NAMES, FINGERPRINT_UNITS, FINGERPRINT_VERSION
 from kernels.errors import FingerprintError
 
-from . import store as st
-from .errors import QueryError
-from .messages import jsonl_line
-from .scan import display
+from .. import store as st
+from ..content_key import content_key
+from ..errors import QueryError
+from ..text import display, jsonl_line
+from .output import atomic_output, check_output
 from .similarity import DUPLICATE_WEIGHTS, Library, duplicates, nearest, parse_weights, playlist
 
 __all__ = [
@@ -41,6 +42,7 @@ __all__ = [
     "DEFAULT_DUPLICATE_DURATION_S",
     "Ref",
     "atomic_output",
+    "check_output",
     "cmd_duplicates",
     "cmd_export",
     "cmd_failures",
@@ -53,9 +55,10 @@ __all__ = [
     "export_jsonl",
     "export_records",
     "resolve",
+    "sidecar_path",
 ]
 
-#: ``duplicates``: largest distance D of a near pair (IQRs, engine/similarity.py, with its
+#: ``duplicates``: largest distance D of a near pair (IQRs, engine/query/similarity.py, with its
 #: DUPLICATE_WEIGHTS). Calibrated by bench/query_calibration.py (docs/QUERY.md): the same
 #: audio as FLAC, MP3 192k and OGG q6 lay at 0.012-0.122 (median 0.025), different tracks at
 #: 0.48 and above; 0.25 sits between them with room on both sides.
@@ -102,6 +105,12 @@ class Ref:
     note: str | None = None
 
 
+#: Track ids are unsigned 64-bit integers in the store: a longer number names no track.
+_MAX_TRACK_ID: Final = (1 << 64) - 1
+#: Longest argument a message repeats whole; longer ones are cut in the middle.
+_SHOWN_MAX: Final = 60
+
+
 def _from_record(s: st.Store, track: st.TrackRecord, lib: Library | None,
                  note: str | None = None) -> Ref | None:
     """The track's Ref, or None when it has no fingerprint of this code's version."""
@@ -112,15 +121,37 @@ def _from_record(s: st.Store, track: st.TrackRecord, lib: Library | None,
                fp.version, None if lib is None else lib.row(track.track_id), note)
 
 
+def _as_track_id(ref: str) -> int | None:
+    """``ref`` as a track id when it is all ASCII digits (``"²"`` is a digit to Python, not
+    an id), else None; a number past every id gives ``_MAX_TRACK_ID + 1``."""
+    if not (ref.isascii() and ref.isdigit()):
+        return None
+    digits = ref.lstrip("0") or "0"
+    if len(digits) > len(str(_MAX_TRACK_ID)):  # also spares int() its 4300-digit limit
+        return _MAX_TRACK_ID + 1
+    return min(int(digits), _MAX_TRACK_ID + 1)
+
+
+def _shown(ref: str) -> str:
+    text = display(ref)
+    if len(text) <= _SHOWN_MAX:
+        return text
+    half = _SHOWN_MAX // 2
+    return f"{text[:half]}...{text[-half:]} ({len(text)} characters)"
+
+
 def resolve(s: st.Store, ref: str, *, lib: Library | None = None,
             compute: bool = False) -> Ref:
     """Find the track a user named: a path in the store, a track id, or (``compute``) a file.
 
     In this order: ``ref`` as a path in the store, made absolute as engine-run makes it
     (``os.path.abspath``, links not resolved); an existing file with the content key of a
-    stored track (a copy or a moved file); ``ref`` as a track id when it is all digits (even
-    if a file of that name exists here); and with ``compute``, an existing file fingerprinted
-    now (also a stored track whose fingerprint is stale or evicted).
+    stored track (a copy or a moved file); ``ref`` as a track id when it is all ASCII digits
+    (even if a file of that name exists here); and with ``compute``, an existing file
+    fingerprinted now.
+
+    A stored track, named by path or by id alike, whose fingerprint is stale or evicted is,
+    with ``compute``, fingerprinted now from its file when that still exists.
 
     Parameters
     ----------
@@ -139,30 +170,24 @@ def resolve(s: st.Store, ref: str, *, lib: Library | None = None,
     Raises
     ------
     QueryError
-        When nothing matches, or the track has no current fingerprint (failed, evicted, of an
-        older version, not yet run) and ``compute`` cannot help.
+        When nothing matches (a track id out of range included), the track has no current
+        fingerprint (failed, evicted, of an older version, not yet run) and ``compute``
+        cannot help, or the file cannot be fingerprinted.
     """
     path = os.path.abspath(ref)
     exists = os.path.isfile(path)
     track, _fp, failure = s.lookup(path)
     if track is not None:
-        found = _from_record(s, track, lib)
-        if found is not None:
-            return found
-        if compute and exists:
-            return _compute(path, lib)
-        raise QueryError(_no_fingerprint(s, track, failure))
+        return _stored(s, track, failure, lib, compute)
     if exists:
         with_key = _by_content(s, path, lib)
         if with_key is not None:
             return with_key
-    if ref.isdigit():
-        by_id = s.get_track(int(ref))
+    track_id = _as_track_id(ref)
+    if track_id is not None and track_id <= _MAX_TRACK_ID:
+        by_id = s.get_track(track_id)
         if by_id is not None:
-            found = _from_record(s, by_id, lib)
-            if found is None:
-                raise QueryError(_no_fingerprint(s, by_id, None))
-            return found
+            return _stored(s, by_id, None, lib, compute)
     if exists:
         if compute:
             return _compute(path, lib)
@@ -170,11 +195,57 @@ def resolve(s: st.Store, ref: str, *, lib: Library | None = None,
                          f"--db {s.path} on it first")
     if failure is not None:
         raise QueryError(_no_fingerprint(s, None, failure))
-    if ref.isdigit():
-        raise QueryError(f"no track with id {ref} in the store {s.path}: engine-query export "
-                         f"lists the ids")
-    raise QueryError(f"no track at {display(path)}: not in the store {s.path} and no such "
+    if track_id is not None:
+        raise QueryError(_unknown_id(s, ref, track_id))
+    if os.path.isdir(path):
+        raise QueryError(f"{display(path)} is a folder, and TRACK is one track: give a file in "
+                         f"it, or a track id")
+    if os.path.exists(path):
+        raise QueryError(f"{display(path)} is not a regular file, and not in the store "
+                         f"{s.path}: give an audio file, or a track id")
+    raise QueryError(f"no track at {_shown(path)}: not in the store {s.path} and no such "
                      f"file; give a path as engine-run saw it, or a track id")
+
+
+def _stored(s: st.Store, track: st.TrackRecord, failure: st.FailureRecord | None,
+            lib: Library | None, compute: bool) -> Ref:
+    """A stored track's Ref, named by path or by id alike: its current fingerprint, or with
+    ``compute`` its file fingerprinted now (the fingerprint is evicted or stale)."""
+    found = _from_record(s, track, lib)
+    if found is not None:
+        return found
+    if not compute:
+        raise QueryError(_no_fingerprint(s, track, failure))
+    fp = s.get_fingerprint(track.track_id)
+    if failure is not None:
+        why = f"in the store as failed ({failure.kind}: {failure.message})"
+    elif fp is None:
+        why = "in the store without a fingerprint, evicted or not yet computed"
+    else:
+        why = (f"stored with a fingerprint of version {fp.version}, this engine's is "
+               f"{FINGERPRINT_VERSION}")
+    if not os.path.isfile(track.path):
+        raise QueryError(f"{display(track.path)} is {why}, and its file is gone, so it cannot "
+                         f"be fingerprinted now either: restore the file (then run engine-run "
+                         f"--db {s.path} on it), or name another track")
+    return _compute(track.path, lib, why=why, track_id=track.track_id)
+
+
+def _unknown_id(s: st.Store, ref: str, track_id: int) -> str:
+    """Why no track has this id: past the store's ids, or not (no longer) in it."""
+    top = int(s.stats()["next_id"]) - 1
+    head = f"no track with id {_shown(ref)}"
+    if top < 1:
+        return (f"{head}: the store {s.path} holds no track yet; run engine-run --db {s.path} "
+                f"on the library first")
+    if not 1 <= track_id <= top:
+        return (f"{head}: track ids in the store {s.path} are 1 to {top}; engine-query export "
+                f"lists them")
+    for f in s.iter_failures():
+        if f.track_id == track_id:
+            return _no_fingerprint(s, None, f)
+    return (f"{head}: not in this store (track ids are 1 to {top}, and this one was deleted "
+            f"or never used); engine-query export lists the ids")
 
 
 def _no_fingerprint(s: st.Store, track: st.TrackRecord | None,
@@ -194,7 +265,7 @@ def _no_fingerprint(s: st.Store, track: st.TrackRecord | None,
 def _by_content(s: st.Store, path: str, lib: Library | None) -> Ref | None:
     try:
         size = os.stat(path).st_size
-        key = st.content_key(path, size)
+        key = content_key(path, size)
     except (OSError, st.StoreError):
         return None
     track = s.find_by_content_key(key)
@@ -205,17 +276,19 @@ def _by_content(s: st.Store, path: str, lib: Library | None) -> Ref | None:
                                           found.version, found.row, found.note)
 
 
-def _compute(path: str, lib: Library | None) -> Ref:
-    from kernels import fingerprint_file  # the analyzer's imports only when needed
+def _compute(path: str, lib: Library | None, *, why: str = "not in the store",
+             track_id: int | None = None) -> Ref:
+    """Fingerprint the file at ``path`` now; ``why`` says why (in the note and any error)."""
+    from ..decode import fingerprint_file  # the analyzer's imports only when needed
 
     t0 = time.perf_counter()
     try:
         fp = fingerprint_file(path)
     except FingerprintError as exc:
-        raise QueryError(f"{display(path)} is not in the store and cannot be fingerprinted: "
-                         f"{exc}") from exc
-    return Ref(display(path), path, None, fp.as_array(), FINGERPRINT_VERSION, None,
-               f"not in the store: fingerprinted now in {time.perf_counter() - t0:.1f} s")
+        raise QueryError(f"{display(path)} is {why} and cannot be fingerprinted now: {exc}"
+                         ) from exc
+    return Ref(display(path), path, track_id, fp.as_array(), FINGERPRINT_VERSION, None,
+               f"{why}: fingerprinted now in {time.perf_counter() - t0:.1f} s")
 
 
 def _library(s: st.Store, *, cache: bool = True, need: int = 1) -> Library:
@@ -309,12 +382,23 @@ _CSV_HEAD: Final = ("track_id", "path", "duration_s", "sample_rate", "channels",
                     *FINGERPRINT_NAMES)
 
 
+def _csv_writer(out: IO[str]) -> Any:
+    """RFC 4180 CSV: CRLF line ends, and any field holding a comma, a quote, CR or LF quoted.
+
+    The line end matters: Python's writer quotes a field for the characters of its own line
+    terminator only, so with ``"\n"`` a path with a bare CR went out unquoted and split its
+    row in every reader.
+    """
+    return csv.writer(out, lineterminator="\r\n", quoting=csv.QUOTE_MINIMAL)
+
+
 def export_csv(s: st.Store, out: IO[str]) -> int:
-    """Write every current fingerprint as CSV (header row, RFC 4180 quoting); returns how many.
+    """Write every current fingerprint as CSV (header row, RFC 4180 quoting and CRLF line ends:
+    a path holding CR, LF, a comma or a quote reads back exactly); returns how many.
 
     Values are written with ``repr`` precision (they read back bit for bit).
     """
-    w = csv.writer(out, lineterminator="\n")
+    w = _csv_writer(out)
     w.writerow(_CSV_HEAD)
     n = 0
     for track, fp in s.iter_fingerprints():
@@ -331,23 +415,50 @@ def sidecar_path(npy_path: str) -> str:
     return stem + ".tracks.csv"
 
 
-def export_npy(s: st.Store, path: str) -> int:
+def export_npy(s: st.Store, path: str, *, store: str | None = None) -> int:
     """Write the current fingerprints as an ``(n, 25)`` float64 ``.npy`` plus a sidecar CSV.
 
-    The sidecar (:func:`sidecar_path`) has columns ``row, track_id, path``: row i of the matrix
-    is the track on its row i. Both come from one snapshot. Memory stays flat: rows stream to a
-    temporary file first, and the ``.npy`` header (which needs the count) is written last.
+    The sidecar (:func:`sidecar_path`, RFC 4180 like :func:`export_csv`) has columns ``row,
+    track_id, path``: row i of the matrix is the track on its row i. Both come from one
+    snapshot, and both outputs are checked (:func:`check_output`) before either is written.
+    Memory stays flat: rows stream to a scratch file first (beside the output), and the
+    ``.npy`` header (which needs the count) is written last.
+
+    Parameters
+    ----------
+    s : Store
+    path : str
+        The ``.npy`` output (``-o``).
+    store : str, optional, keyword-only
+        The store's directory: outputs inside it are refused.
 
     Returns
     -------
     int
         Rows written.
+
+    Raises
+    ------
+    QueryError
+        When either output cannot be written (:mod:`engine.query.output`).
     """
-    folder = os.path.dirname(os.path.abspath(path))
     side = sidecar_path(path)
+    target = check_output(path, store=store)
+    check_output(side, store=store)
+    if os.path.realpath(target.path) == os.path.realpath(side):
+        raise QueryError(f"-o {display(path)}: it is also its own sidecar {display(side)}; "
+                         f"name the .npy file differently")
+    scratch = (tempfile.gettempdir() if target.stream
+               else os.path.dirname(os.path.abspath(target.path)))
     n = 0
-    with tempfile.TemporaryFile(dir=folder) as raw, atomic_output(side) as sf:
-        w = csv.writer(sf, lineterminator="\n")
+    try:
+        raw = tempfile.TemporaryFile(dir=scratch)
+    except OSError as exc:
+        raise QueryError(f"-o {display(path)}: cannot create a scratch file in "
+                         f"{display(scratch)} ({exc.strerror}); write elsewhere, or make the "
+                         f"folder writable") from exc
+    with raw, atomic_output(side, store=store) as sf:
+        w = _csv_writer(sf)
         w.writerow(("row", "track_id", "path"))
         for track, fp in s.iter_fingerprints():
             if st.is_current(fp):
@@ -355,45 +466,28 @@ def export_npy(s: st.Store, path: str) -> int:
                 w.writerow((n, track.track_id, track.path))
                 n += 1
         raw.seek(0)
-        with atomic_output(path, "wb") as f:
+        with atomic_output(path, "wb", store=store) as f:
             np.lib.format.write_array_header_1_0(
                 f, {"descr": "<f8", "fortran_order": False, "shape": (n, len(FINGERPRINT_NAMES))})
             shutil.copyfileobj(raw, f, 1 << 20)
     return n
 
 
-@contextlib.contextmanager
-def atomic_output(path: str, mode: str = "w") -> Iterator[IO[Any]]:
-    """A file written under a temporary name beside ``path`` and renamed onto it only when the
-    block succeeds: a failed command never leaves ``path`` emptied or half written. Text mode
-    writes UTF-8, paths that are not valid UTF-8 as their original bytes."""
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".engine-query-", suffix=".tmp")
-    try:
-        if "b" in mode:
-            f: IO[Any] = os.fdopen(fd, mode)
-        else:
-            f = os.fdopen(fd, mode, encoding="utf-8", errors="surrogateescape", newline="")
-        with f:
-            yield f
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-
-
 def cmd_export(s: st.Store, fmt: str, output: str, out: IO[str]) -> int:
-    """``export --format jsonl|csv|npy [-o FILE]``; returns the count written."""
+    """``export --format jsonl|csv|npy [-o FILE]``; returns the count written.
+
+    ``-o FILE`` is written as :func:`atomic_output` says (never clobbering a device, a link or
+    a folder); outputs inside the store's directory are refused.
+    """
     if fmt == "npy":
         if output == "-":
             raise QueryError("export --format npy needs -o FILE.npy (it writes FILE.npy and its "
                              "sidecar FILE.tracks.csv)")
-        return export_npy(s, output)
+        return export_npy(s, output, store=s.path)
     writer = export_jsonl if fmt == "jsonl" else export_csv
     if output == "-":
         return writer(s, out)
-    with atomic_output(output) as f:
+    with atomic_output(output, store=s.path) as f:
         return writer(s, f)
 
 
@@ -558,10 +652,15 @@ def cmd_duplicates(s: st.Store, out: IO[str], *,
 
 
 def cmd_plot(s: st.Store, ref: str, output: str, *, cache: bool = True) -> Ref:
-    """One fingerprint against the library's distribution, as an image (``engine.plots``)."""
+    """One fingerprint against the library's distribution, as an image (``engine.plots``).
+
+    ``output`` is checked first (:func:`check_output`; not inside the store), then written as
+    :func:`atomic_output` says.
+    """
     from .plots import plot_track, require_matplotlib
 
     require_matplotlib()
+    check_output(output, store=s.path)
     lib = _library(s, cache=cache)
     r = resolve(s, ref, lib=lib, compute=True)
     plot_track(lib, r.values, title=r.label, output=output, row=r.row)
@@ -573,10 +672,15 @@ def cmd_plot(s: st.Store, ref: str, output: str, *, cache: bool = True) -> Ref:
 def cmd_map(s: st.Store, output: str, *, color: str = "tempo_bpm",
             highlight: Sequence[str] = (), weights: Sequence[str] = (),
             cache: bool = True) -> int:
-    """A 2-D PCA map of the library coloured by a value, as an image; returns the track count."""
+    """A 2-D PCA map of the library coloured by a value, as an image; returns the track count.
+
+    ``output`` is checked first (:func:`check_output`; not inside the store), then written as
+    :func:`atomic_output` says.
+    """
     from .plots import plot_map, require_matplotlib
 
     require_matplotlib()
+    check_output(output, store=s.path)
     w = parse_weights(weights)
     lib = _library(s, cache=cache, need=2)
     rows = [_in_library(resolve(s, h, lib=lib), lib, s) for h in highlight]

@@ -8,7 +8,9 @@
 
 Both only draw aggregates or one marker per track, so they handle hundreds of thousands of
 tracks. matplotlib is imported lazily with the non-interactive ``Agg`` backend (no display is
-needed); the output format follows the file extension (.png, .svg, .pdf).
+needed); the output format follows the file extension (.png, .svg, .pdf), and the file is
+written as :mod:`engine.query.output` says (never clobbering a device node, a link or a file
+that a failed command would leave half written).
 """
 
 from __future__ import annotations
@@ -22,7 +24,8 @@ import numpy.typing as npt
 
 from kernels import FINGERPRINT_NAMES, FINGERPRINT_UNITS
 
-from .errors import QueryError
+from ..errors import QueryError
+from .output import atomic_output, check_output
 
 if TYPE_CHECKING:
     from .similarity import Library
@@ -64,9 +67,11 @@ def require_matplotlib() -> None:
         ) from exc
 
 
-def _pyplot(output: str) -> Any:
-    """matplotlib.pyplot on the ``Agg`` backend, once ``output``'s format is known to be one
-    it writes (raises :class:`QueryError` otherwise, or when matplotlib is missing)."""
+def _pyplot(output: str) -> tuple[Any, str]:
+    """matplotlib.pyplot on the ``Agg`` backend and ``output``'s image format, once that is
+    known to be one it writes and ``output`` one that may be written
+    (:func:`engine.query.output.check_output`); raises :class:`QueryError` otherwise, or when
+    matplotlib is missing."""
     require_matplotlib()
     import matplotlib
 
@@ -80,7 +85,22 @@ def _pyplot(output: str) -> Any:
         raise QueryError(f"-o {output!r}: the image format comes from the extension, and "
                          f"{ext or 'none'!r} is not one matplotlib writes; use one of "
                          f"{', '.join(sorted(formats))}")
-    return plt
+    check_output(output)
+    return plt, ext
+
+
+def _save(fig: Any, output: str, fmt: str) -> None:
+    """Write ``fig`` to ``output`` without clobbering anything (:func:`atomic_output`).
+
+    Raises :class:`QueryError` when matplotlib cannot write the format here (``pgf`` needs a
+    TeX installation, for one); the output is then left as it was.
+    """
+    with atomic_output(output, "wb") as f:
+        try:
+            fig.savefig(f, dpi=_DPI, format=fmt)
+        except (RuntimeError, ValueError) as exc:
+            raise QueryError(f"-o {output!r}: matplotlib cannot write {fmt!r} here ({exc}); "
+                             f"use another format, e.g. .png, .svg or .pdf") from exc
 
 
 def _label(k: int) -> str:
@@ -148,7 +168,9 @@ def plot_track(lib: Library, values: np.ndarray, *, title: str, output: str,
     title : str, keyword-only
         Figure title, e.g. the track's path; cut to ~90 characters with an ellipsis in the middle.
     output : str, keyword-only
-        File to write; the format follows the extension (.png, .svg, .pdf). Saved at 120 dpi.
+        File to write; the format follows the extension (.png, .svg, .pdf). Saved at 120 dpi,
+        as :func:`engine.query.output.atomic_output` writes (a regular file is replaced only
+        when the figure is complete; a link is written through; a device or FIFO streamed).
     row : int or None, keyword-only
         The track's row in ``lib`` when it is in the library, ``None`` for an outside file;
         only the subtitle uses it.
@@ -156,7 +178,8 @@ def plot_track(lib: Library, values: np.ndarray, *, title: str, output: str,
     Raises
     ------
     QueryError
-        When matplotlib is not installed.
+        When matplotlib is not installed, or ``output`` cannot be written (a folder, a missing
+        folder, a full disk: :mod:`engine.query.output`).
     ValueError
         For ``values`` that is not 25 numbers or a ``row`` outside the library.
     """
@@ -166,7 +189,7 @@ def plot_track(lib: Library, values: np.ndarray, *, title: str, output: str,
     n = len(lib)
     if row is not None and not 0 <= row < n:
         raise ValueError(f"row {row} is outside the library of {n} tracks")
-    plt = _pyplot(output)
+    plt, fmt = _pyplot(output)
 
     fig, axes = plt.subplots(5, 5, figsize=_TRACK_SIZE, layout="constrained")
     try:
@@ -197,7 +220,7 @@ def plot_track(lib: Library, values: np.ndarray, *, title: str, output: str,
             ax.locator_params(axis="x", nbins=5)
             ax.set_yticks([])
         fig.suptitle(f"{_short_title(title)}\n{_subtitle(n, row)}", fontsize=11)
-        fig.savefig(output, dpi=_DPI)
+        _save(fig, output, fmt)
     finally:
         plt.close(fig)
 
@@ -259,7 +282,9 @@ def plot_map(lib: Library, *, color: str, output: str, weights: np.ndarray,
     color : str, keyword-only
         A name in ``FINGERPRINT_NAMES``; points are coloured by its raw value.
     output : str, keyword-only
-        File to write; the format follows the extension (.png, .svg, .pdf). Saved at 120 dpi.
+        File to write; the format follows the extension (.png, .svg, .pdf). Saved at 120 dpi,
+        as :func:`engine.query.output.atomic_output` writes (a regular file is replaced only
+        when the figure is complete; a link is written through; a device or FIFO streamed).
     weights : np.ndarray, shape (25,), float64, keyword-only
         Weight of each value (>= 0), e.g. from ``similarity.parse_weights``.
     highlight : sequence of int, keyword-only
@@ -268,7 +293,8 @@ def plot_map(lib: Library, *, color: str, output: str, weights: np.ndarray,
     Raises
     ------
     QueryError
-        For an unknown ``color``, a library with fewer than 2 tracks, or matplotlib missing.
+        For an unknown ``color``, a library with fewer than 2 tracks, matplotlib missing, or an
+        ``output`` that cannot be written (:mod:`engine.query.output`).
     ValueError
         For ``weights`` that are not 25 finite numbers >= 0, or a highlight row outside the
         library.
@@ -286,7 +312,7 @@ def plot_map(lib: Library, *, color: str, output: str, weights: np.ndarray,
     rows = np.asarray(highlight, dtype=np.int64).reshape(-1)
     if rows.size and (rows.min() < 0 or rows.max() >= n):
         raise ValueError(f"highlight rows must be in 0..{n - 1}, got {rows.tolist()}")
-    plt = _pyplot(output)
+    plt, fmt = _pyplot(output)
 
     k = FINGERPRINT_NAMES.index(color)
     coords, explained = pca_2d(lib.z * np.sqrt(w))
@@ -313,6 +339,6 @@ def plot_map(lib: Library, *, color: str, output: str, weights: np.ndarray,
         ax.set_xlabel(f"PC1 ({100.0 * explained[0]:.1f} % of variance)")
         ax.set_ylabel(f"PC2 ({100.0 * explained[1]:.1f} % of variance)")
         ax.set_title(f"{n:,} tracks, coloured by {color}")
-        fig.savefig(output, dpi=_DPI)
+        _save(fig, output, fmt)
     finally:
         plt.close(fig)

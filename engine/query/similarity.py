@@ -15,7 +15,12 @@ How two fingerprints are compared (docs/QUERY.md has the reasoning and the defau
 3. **Weighted distance.** ``D(a, b) = sqrt(sum_k w_k (z_ak - z_bk)^2 / sum_k w_k)``: the
    weighted root-mean-square difference, in IQRs. :data:`DEFAULT_WEIGHTS` down-weights values
    that repeat others (seven band shares, rolloff next to centroid, bass_mid_ratio next to the
-   bands) and loudness (``lufs`` is mastering gain, not music); ``--weight NAME=W`` overrides.
+   bands) and loudness (``lufs`` is mastering gain, not music); ``--weight NAME=W`` overrides,
+   with W from 0 to :data:`MAX_WEIGHT`. D depends only on the ratios of the weights; it is
+   computed with the weights divided by the largest (:func:`unit_weights`; the defaults are
+   unchanged, their largest is 1), so that for any weights :func:`parse_weights` accepts, the
+   sums stay far from overflow and their inverse finite: D is finite for every pair of finite
+   fingerprints.
 
 The scaled matrix is derived from a :class:`Library`, the store's current fingerprints plus the
 fitted scaling, cached next to the store (``<db>/query-cache/``) under the store's
@@ -31,6 +36,7 @@ import hashlib
 import logging
 import math
 import os
+import stat
 import tempfile
 import zipfile
 from collections.abc import Mapping, Sequence
@@ -43,12 +49,13 @@ import numpy.typing as npt
 from kernels import FINGERPRINT_NAMES, FINGERPRINT_VERSION
 from kernels.neighbours import near_pairs, weighted_distances
 
-from . import store as st
-from .errors import QueryError
+from .. import store as st
+from ..errors import QueryError
 
 __all__ = [
     "DEFAULT_WEIGHTS",
     "DUPLICATE_WEIGHTS",
+    "MAX_WEIGHT",
     "MIN_SCALE",
     "Z_CLIP",
     "DuplicateReport",
@@ -60,6 +67,7 @@ __all__ = [
     "parse_weights",
     "playlist",
     "transform",
+    "unit_weights",
 ]
 
 log = logging.getLogger(__name__)
@@ -89,6 +97,13 @@ DUPLICATE_WEIGHTS: Final[Mapping[str, float]] = {
     "crest_db": 0.0, "spectral_flatness": 0.0, "peak_consistency": 0.0,
     "dynamic_range_variation": 0.0, "pitch_stability": 0.0,
 }
+
+#: Largest weight ``--weight NAME=W`` accepts. Only the ratios of the weights matter, and at
+#: 1000 one value already outweighs the other 24 at their defaults (16 in all) 60 times over:
+#: a larger W changes nothing a user could want that setting the others to 0 would not do
+#: better, and the bound keeps every sum of weights x squared differences (at most 25 x 1000 x
+#: (2 x Z_CLIP)^2 = 6.4e6) far from overflow (docs/QUERY.md).
+MAX_WEIGHT: Final = 1000.0
 
 #: Smallest scale of each (transformed) value: differences under it count as noise. About the
 #: spec's tolerance for the value, or its invariance bound for a lossy encode.
@@ -121,6 +136,15 @@ _SCALING_DIGEST: Final = hashlib.blake2b(repr((
     FINGERPRINT_VERSION, sorted(MIN_SCALE.items()), sorted(_LOG2), sorted(_LOG2_1P),
     _LOG2_FLOOR.tolist(), Z_CLIP, 1,  # the last: the cache file's own layout
 )).encode(), digest_size=4).hexdigest()
+
+
+def _real_dir(path: str) -> bool:
+    """A folder itself, not a symbolic link to one (the cache lives inside --db, where a link
+    could send writes and deletions elsewhere)."""
+    try:
+        return stat.S_ISDIR(os.lstat(path).st_mode)
+    except OSError:
+        return False
 
 
 def _cache_name(store_id: str, generation: int) -> str:
@@ -199,7 +223,8 @@ def parse_weights(overrides: Sequence[str] = (), *,
     Raises
     ------
     QueryError
-        For an unknown name, a value that is not a number >= 0, or all weights 0.
+        For an unknown name, a W that is not a number from 0 to :data:`MAX_WEIGHT`, or all
+        weights 0.
     """
     weights = dict(base)
     for item in overrides:
@@ -212,13 +237,44 @@ def parse_weights(overrides: Sequence[str] = (), *,
             w = float(text)
         except ValueError:
             w = float("nan")
-        if not np.isfinite(w) or w < 0:
-            raise QueryError(f"--weight {item!r}: W must be a number >= 0 (0 ignores the value)")
+        if not (math.isfinite(w) and 0.0 <= w <= MAX_WEIGHT):
+            raise QueryError(f"--weight {item!r}: W = {text.strip()!r} must be a number from 0 "
+                             f"to {MAX_WEIGHT:g} (0 ignores the value; only the ratios between "
+                             f"weights matter, docs/QUERY.md)")
         weights[name] = w
     vec = np.array([weights[n] for n in FINGERPRINT_NAMES])
-    if vec.sum() <= 0:
+    if not vec.max() > 0:
         raise QueryError("--weight: every weight is 0; at least one value must count")
     return vec
+
+
+def unit_weights(weights: npt.ArrayLike) -> _F8:
+    """Weights divided by the largest: the same D (only ratios count), with every sum finite.
+
+    Parameters
+    ----------
+    weights : array_like, shape (25,)
+        Finite, >= 0, at least one > 0 (what :func:`parse_weights` returns).
+
+    Returns
+    -------
+    np.ndarray, shape (25,), float64, C order
+        In [0, 1], the largest exactly 1: their sum is in [1, 25], so its inverse is finite
+        (a lone weight of 1e-320 would make it infinite), and ``sum w (z_a - z_b)^2`` is at
+        most 25 x (2 x Z_CLIP)^2.
+
+    Raises
+    ------
+    ValueError
+        For weights that are not finite and >= 0, or all 0.
+    """
+    w = np.asarray(weights, dtype=np.float64)
+    if w.ndim != 1 or w.size == 0 or not np.isfinite(w).all() or (w < 0).any():
+        raise ValueError(f"weights must be finite numbers >= 0, got {w!r}")
+    top = float(w.max())
+    if not top > 0:
+        raise ValueError("weights are all 0: at least one value must count")
+    return np.ascontiguousarray(w / top)
 
 
 @dataclass(frozen=True, eq=False)
@@ -305,9 +361,11 @@ class Library:
         cache = cache and bool(store_id)
         folder = os.path.join(store.path, _CACHE_DIR)
         name = os.path.join(folder, _cache_name(store_id, generation))
-        if cache and os.path.isfile(name):
+        if cache and _real_dir(folder) and os.path.isfile(name):
             try:
-                with np.load(name, allow_pickle=False) as f:
+                # O_NOFOLLOW: a link planted in the store's folder is never read through
+                with (os.fdopen(os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC),
+                                "rb") as raw, np.load(raw, allow_pickle=False) as f):
                     return cls.from_arrays(generation, f["track_ids"], f["values"],
                                            f["duration_s"], f["content_keys"],
                                            Scaling(f["center"], f["scale"]))
@@ -326,6 +384,9 @@ class Library:
         tmp = None
         try:
             os.makedirs(folder, exist_ok=True)
+            if not _real_dir(folder):  # a planted link: write nothing through it
+                log.info("query cache not written: %s is not a plain folder", folder)
+                return
             with tempfile.NamedTemporaryFile(dir=folder, suffix=".tmp", delete=False) as f:
                 tmp = f.name
                 np.savez(f, track_ids=self.track_ids, values=self.values,
@@ -361,15 +422,17 @@ class Library:
         -------
         np.ndarray, shape (n,), float64
         """
-        d = weighted_distances(self.z, q, weights, out=out)
-        d *= 1.0 / float(np.sum(weights))
+        w = unit_weights(weights)
+        d = weighted_distances(self.z, q, w, out=out)
+        d *= 1.0 / float(np.sum(w))
         np.sqrt(d, out=d)
         return d
 
     def distance(self, a: int, b: int, weights: _F8) -> float:
         """``D`` (module docstring) between rows ``a`` and ``b``."""
+        w = unit_weights(weights)
         diff = self.z[a] - self.z[b]
-        return math.sqrt(float(np.dot(weights, diff * diff)) / float(np.sum(weights)))
+        return math.sqrt(float(np.dot(w, diff * diff)) / float(np.sum(w)))
 
     def differences(self, a: npt.ArrayLike, b: npt.ArrayLike, weights: _F8,
                     top: int = 3) -> list[str]:
@@ -549,7 +612,11 @@ def duplicates(lib: Library, weights: _F8, *, max_distance: float,
             if len(group) > 1:
                 exact.append(sorted(group.tolist()))
         exact.sort()
+    weights = unit_weights(weights)
     wsum = float(np.sum(weights))
+    # D never exceeds 2 x Z_CLIP (no scaled difference does): a larger limit is that one, and
+    # its square stays finite (1e200 ** 2 overflowed)
+    max_distance = min(max_distance, 2.0 * Z_CLIP)
     # The kernel stops summing a pair once it passes the limit: give it the values that
     # separate tracks most first (weight x spread), and none of weight 0.
     spread = weights * (lib.z.var(axis=0) if len(lib) else np.ones(len(weights)))
