@@ -5,7 +5,7 @@ frames; a coarse frame is finished once the frames it needs after it have arrive
 end of the track, with mirror padding). Both medians run as comparator networks across bins
 (every bin is a lane, so the min/max pairs vectorise and nothing branches on the data): the
 harmonic one over the ring's rows, the percussive one over 31 shifted copies of the frame.
-``@njit(cache=True)`` kernels on caller-allocated state.
+Cached ``@njit`` kernels (options from kernels/_config.py) on caller-allocated state.
 
 D. FitzGerald, "Harmonic/percussive separation using median filtering", DAFx 2010.
 K. E. Batcher, "Sorting networks and their applications", AFIPS 1968 (the networks, pruned to
@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import numpy as np
 from numba import njit
+
+from ._config import CACHE, ERROR_MODEL, REASSOC
 
 # int64 state slots
 H_GROUP_N = 0  # power frames summed into the current coarse frame
@@ -31,7 +33,7 @@ N_S = 2
 FREQ_HALF = 15  # (HPSS_FREQ_KERNEL - 1) // 2
 
 
-@njit(cache=True, fastmath={"reassoc", "contract", "nsz", "arcp"})
+@njit(cache=CACHE, fastmath=REASSOC)
 def network_median(rows, ops):
     """Run a comparator network down the rows, lane by lane: afterwards each column is
     partially sorted so that the network's output row holds that column's median.
@@ -54,7 +56,7 @@ def network_median(rows, ops):
             b[k] = max(x, y)
 
 
-@njit(cache=True)
+@njit(cache=CACHE)
 def mirror(i, n):
     """Index ``i`` folded into ``[0, n)`` by repeated mirroring (scipy.ndimage 'reflect')."""
     period = 2 * n
@@ -66,7 +68,7 @@ def mirror(i, n):
     return m
 
 
-@njit(cache=True, fastmath={"reassoc", "contract", "nsz", "arcp"}, error_model="numpy")
+@njit(cache=CACHE, fastmath=REASSOC, error_model=ERROR_MODEL)
 def _masked_energies(s, harm, perc):
     """Sums of ``(s mH)^2`` and ``(s mP)^2`` with soft masks of power 2,
     ``mH = Hm^2 / (Hm^2 + Pm^2)``; both masks are 0 where both medians are below the float32
@@ -89,7 +91,7 @@ def _masked_energies(s, harm, perc):
     return h2s, p2s
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=CACHE, error_model=ERROR_MODEL)
 def _emit(t, total, ring, time_ops, time_out, freq_ops, freq_out, scratch_t, scratch_f, sums):
     """Finish coarse frame ``t``: harmonic (time) and percussive (frequency) medians, soft masks
     with power 2, and the masked energies into ``sums``. ``total`` = number of coarse frames, or
@@ -128,7 +130,7 @@ def _emit(t, total, ring, time_ops, time_out, freq_ops, freq_out, scratch_t, scr
     sums[S_P2] += p2s
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=CACHE, error_model=ERROR_MODEL)
 def hpss_push(power, n_frames, avg, group, ring, state, time_ops, time_out, freq_ops, freq_out,
               scratch_t, scratch_f, sums):
     """Feed power frames; finish every coarse frame whose time neighbourhood is complete.
@@ -173,7 +175,7 @@ def hpss_push(power, n_frames, avg, group, ring, state, time_ops, time_out, freq
                 state[H_EMITTED] += 1
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=CACHE, error_model=ERROR_MODEL)
 def hpss_finish(avg, group, ring, state, time_ops, time_out, freq_ops, freq_out, scratch_t,
                 scratch_f, sums):
     """End of track: push the partial coarse frame (mean of what it has) and finish the rest."""

@@ -3,7 +3,7 @@
 A. de Cheveigné and H. Kawahara, "YIN, a fundamental frequency estimator for speech and
 music", J. Acoust. Soc. Am. 111(4), 2002: difference function (step 2), cumulative mean
 normalisation (step 3), absolute threshold (step 4) and parabolic interpolation (step 5).
-``@njit(cache=True)`` kernels on caller-allocated arrays.
+Cached ``@njit`` kernels (options from kernels/_config.py) on caller-allocated arrays.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import math
 import numpy as np
 from numba import njit
 
-REASSOC = {"reassoc", "contract", "nsz", "arcp"}
+from ._config import CACHE, ERROR_MODEL, REASSOC
 
 # int64 state slots
 P_PAIRS = 0  # consecutive voiced pairs counted
@@ -24,7 +24,7 @@ PF_LAST_F0 = 0  # f0 of the previous frame, 0 when unvoiced
 N_PF = 1
 
 
-@njit(cache=True, fastmath=REASSOC)
+@njit(cache=CACHE, fastmath=REASSOC)
 def decimate(mono, first, count, step, fir, out):
     """Causal FIR low-pass and decimation.
 
@@ -49,7 +49,7 @@ def decimate(mono, first, count, step, fir, out):
         out[i] = acc
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=CACHE, error_model=ERROR_MODEL)
 def yin_pick(frames, corr, n_frames, w, tau_min, tau_max, threshold, sr_dec, active_rms, cs,
              dprime, f0):
     """YIN on frames whose cross-correlation is given.
@@ -109,7 +109,7 @@ def yin_pick(frames, corr, n_frames, w, tau_min, tau_max, threshold, sr_dec, act
         f0[j] = sr_dec / (best + off)
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=CACHE, error_model=ERROR_MODEL)
 def pitch_push(f0, n_frames, state, fstate, hist, step):
     """Histogram of |semitone change| between consecutive voiced frames.
 
@@ -139,7 +139,7 @@ def pitch_push(f0, n_frames, state, fstate, hist, step):
         fstate[PF_LAST_F0] = f
 
 
-@njit(cache=True)
+@njit(cache=CACHE)
 def hist_median(hist, step):
     """Median of a histogram of non-negative values, taken at bin centres (0 when empty)."""
     n = 0

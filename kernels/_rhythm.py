@@ -12,6 +12,8 @@ import math
 import numpy as np
 from numba import njit
 
+from ._config import CACHE, ERROR_MODEL, INLINE
+
 # int64 state slots
 R_IN = 0  # envelope frames received
 R_DONE = 1  # frames finished
@@ -29,7 +31,7 @@ RF_IBI_M2 = 2
 N_RF = 3
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=CACHE, error_model=ERROR_MODEL)
 def onset_envelope(band_power, n_frames, scale, floor_db, prev_db, env):
     """Spectral-flux onset strength of each frame (mean positive dB rise over bands).
 
@@ -74,7 +76,7 @@ def onset_envelope(band_power, n_frames, scale, floor_db, prev_db, env):
         env[j] = acc / nb
 
 
-@njit(cache=True, inline="always")
+@njit(cache=CACHE, inline=INLINE)
 def _at(ring, i, total):
     """Envelope value of frame ``i``; 0 outside the track."""
     if i < 0 or (total >= 0 and i >= total):
@@ -82,7 +84,7 @@ def _at(ring, i, total):
     return ring[i & (ring.shape[0] - 1)]
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=CACHE, error_model=ERROR_MODEL)
 def _finish_frame(c, e_ring, h_ring, ri, rf, ac_win, ac_tot, on_t, on_s, window, mean_half,
                   peak_half, delta_db, beat_ratio):
     total = ri[R_TOTAL]
@@ -122,7 +124,7 @@ def _finish_frame(c, e_ring, h_ring, ri, rf, ac_win, ac_tot, on_t, on_s, window,
         _close_window(ri, rf, ac_win, ac_tot, on_t, on_s, beat_ratio)
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=CACHE, error_model=ERROR_MODEL)
 def _close_window(ri, rf, ac_win, ac_tot, on_t, on_s, beat_ratio):
     if ac_win[0] > 0.0:
         inv = 1.0 / ac_win[0]
@@ -151,7 +153,7 @@ def _close_window(ri, rf, ac_win, ac_tot, on_t, on_s, beat_ratio):
     ri[R_WIN_ONSETS] = 0
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=CACHE, error_model=ERROR_MODEL)
 def rhythm_push(env, n_frames, e_ring, h_ring, ri, rf, ac_win, ac_tot, on_t, on_s, window,
                 mean_half, peak_half, delta_db, beat_ratio):
     """Append envelope values; finish every frame whose neighbourhood is now complete.
@@ -190,7 +192,7 @@ def rhythm_push(env, n_frames, e_ring, h_ring, ri, rf, ac_win, ac_tot, on_t, on_
             ri[R_DONE] = c + 1
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=CACHE, error_model=ERROR_MODEL)
 def rhythm_finish(e_ring, h_ring, ri, rf, ac_win, ac_tot, on_t, on_s, window, mean_half,
                   peak_half, delta_db, beat_ratio):
     """End of track: finish the last frames (frames past the end count as 0) and close the

@@ -1,9 +1,10 @@
 """Per-sample kernels: mono mix-down, sample statistics, K-weighting and loudness blocks.
 
-Every function here is ``@njit(cache=True)`` over caller-allocated arrays, single-threaded, with
-no validation and no I/O (the analyzer validates). State lives in small float64 / int64 arrays
-whose slots are named by the module constants below, so that a chunk of any length continues
-exactly where the previous one stopped.
+Every function here is a cached ``@njit`` kernel (options from kernels/_config.py) over
+caller-allocated arrays, single-threaded, with no validation and no I/O (the analyzer
+validates). State lives in small float64 / int64 arrays whose slots are named by the module
+constants below, so that a chunk of any length continues exactly where the previous one
+stopped.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ import math
 
 import numpy as np
 from numba import njit
+
+from ._config import CACHE, ERROR_MODEL, INLINE, REASSOC
 
 # --- float64 state slots (``fs``) -------------------------------------------------------------
 F_SUMSQ = 0  # sum of x^2, all samples, all channels
@@ -53,7 +56,7 @@ N_I = 11
 SUB_RING = 32  # >= 30 sub-blocks of a 3 s short-term window
 
 
-@njit(cache=True)
+@njit(cache=CACHE)
 def _hist_add(counts, energies, value_lufs, energy, lo, step):
     n = counts.shape[0]
     b = int((value_lufs - lo) / step)
@@ -63,10 +66,7 @@ def _hist_add(counts, energies, value_lufs, energy, lo, step):
     energies[b] += energy
 
 
-REASSOC = {"reassoc", "contract", "nsz", "arcp"}
-
-
-@njit(cache=True, inline="always")
+@njit(cache=CACHE, inline=INLINE)
 def _add_segment(fs, is_, sumsq, peak, sec_mono, sll, srr, slr, sl, sr_, sss, smm, differ,
                  nonfinite):
     """Fold one segment's sums into the running state."""
@@ -87,7 +87,7 @@ def _add_segment(fs, is_, sumsq, peak, sec_mono, sll, srr, slr, sl, sr_, sss, sm
     is_[I_NONFINITE] += nonfinite
 
 
-@njit(cache=True, fastmath=REASSOC, error_model="numpy")
+@njit(cache=CACHE, fastmath=REASSOC, error_model=ERROR_MODEL)
 def _segment_stats_stereo(x, a, b, mono_out, fs, is_):
     """:func:`_segment_stats` for two channels, written out so that it vectorises."""
     l0 = fs[F_L0]
@@ -129,7 +129,7 @@ def _segment_stats_stereo(x, a, b, mono_out, fs, is_):
                  sec_mono, differ, nonfinite)
 
 
-@njit(cache=True, fastmath=REASSOC, error_model="numpy")
+@njit(cache=CACHE, fastmath=REASSOC, error_model=ERROR_MODEL)
 def _segment_stats(x, a, b, mono_out, fs, is_, inv_ch):
     """Statistics of samples ``a .. b-1`` of the chunk (no boundary inside): mono, sums of
     squares, peaks, the shifted stereo sums and the L != R / non-finite counts."""
@@ -181,7 +181,7 @@ def _segment_stats(x, a, b, mono_out, fs, is_, inv_ch):
                  nonfinite)
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=CACHE, error_model=ERROR_MODEL)
 def _k_energy(x, a, b, kw, gains, kstate):
     """Weighted energy of the K-weighted samples ``a .. b-1``, all channels; filter states carry
     over. Channels run two at a time so that the two recursions overlap in the CPU."""
@@ -236,7 +236,7 @@ def _k_energy(x, a, b, kw, gains, kstate):
     return total
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=CACHE, error_model=ERROR_MODEL)
 def _close_sub_block(sub_sums, sub_lens, fs, is_, sample_rate, loud_counts, loud_energy,
                      st_counts, st_energy, hist_lo, hist_step):
     """A 100 ms sub-block is complete: emit the 400 ms block and the 3 s window ending here."""
@@ -268,7 +268,7 @@ def _close_sub_block(sub_sums, sub_lens, fs, is_, sample_rate, loud_counts, loud
     is_[I_SUB_END] = ((is_[I_SUB_INDEX] + 1) * sample_rate) // 10
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=CACHE, error_model=ERROR_MODEL)
 def _close_second(fs, is_, sample_rate, channels):
     """A whole second is complete: if active, its crest factor and peak enter the statistics."""
     rms_mono = math.sqrt(fs[F_SEC_MONO] / sample_rate)
@@ -291,7 +291,7 @@ def _close_second(fs, is_, sample_rate, channels):
     fs[F_SEC_PEAK] = 0.0
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=CACHE, error_model=ERROR_MODEL)
 def sample_pass(x, mono_out, kw, gains, kstate, sub_sums, sub_lens, fs, is_, sample_rate,
                 loud_counts, loud_energy, st_counts, st_energy, hist_lo, hist_step):
     """Consume one chunk of PCM: statistics, mono mix-down, K-weighted loudness blocks.
@@ -349,7 +349,7 @@ def sample_pass(x, mono_out, kw, gains, kstate, sub_sums, sub_lens, fs, is_, sam
         i = stop
 
 
-@njit(cache=True)
+@njit(cache=CACHE)
 def _rank_value(counts, lo, step, rank):
     seen = 0
     for i in range(counts.shape[0]):
@@ -359,7 +359,7 @@ def _rank_value(counts, lo, step, rank):
     return lo + (counts.shape[0] - 0.5) * step
 
 
-@njit(cache=True)
+@njit(cache=CACHE)
 def hist_percentile(counts, lo, step, q):
     """Percentile ``q`` (0..100) of a histogram, linear between order statistics.
 
@@ -388,7 +388,7 @@ def hist_percentile(counts, lo, step, q):
     return v0 + (r - r0) * (v1 - v0)
 
 
-@njit(cache=True)
+@njit(cache=CACHE)
 def hist_gate(counts, energies, lo, step, gate_lufs, out_counts):
     """Copy of ``counts`` keeping only bins whose centre lies above ``gate_lufs``.
 

@@ -1,10 +1,10 @@
 """Frame kernels: framing + window, power spectrum and the per-frame spectral features.
 
-``@njit(cache=True)`` over caller-allocated arrays; no validation, no I/O. Frames are rows
+Cached ``@njit`` kernels over caller-allocated arrays; no validation, no I/O. Frames are rows
 (``frames x bins``), the layout FFTW writes; per-frame reductions over bins are allowed to
-reassociate (``fastmath`` without the NaN/inf assumptions), which lets them vectorise. The
-result still depends only on the data, never on the caller's block sizes: the analyzer always
-runs these on the same fixed batch shapes.
+reassociate (``fastmath=REASSOC`` from kernels/_config.py: no NaN/inf assumptions), which lets
+them vectorise. The result still depends only on the data, never on the caller's block sizes:
+the analyzer always runs these on the same fixed batch shapes.
 """
 
 from __future__ import annotations
@@ -14,10 +14,8 @@ import math
 import numpy as np
 from numba import njit
 
+from ._config import CACHE, ERROR_MODEL, REASSOC
 from .design import FLATNESS_AMIN, ROLLOFF_PERCENT
-
-# fastmath flags that allow vectorised reductions but keep NaN/inf semantics
-REASSOC = {"reassoc", "contract", "nsz", "arcp"}
 
 # feature accumulator slots (float64)
 A_CENTROID = 0
@@ -31,7 +29,7 @@ N_A = 6
 FLAT_GROUP = 16  # bins multiplied together before one log (products stay in float64 range)
 
 
-@njit(cache=True, fastmath=REASSOC)
+@njit(cache=CACHE, fastmath=REASSOC)
 def frame_batch(mono, first_offset, hop, n_frames, window, out, rms):
     """Copy ``n_frames`` windowed frames out of the mono buffer; rows past them are zeroed.
 
@@ -62,7 +60,7 @@ def frame_batch(mono, first_offset, hop, n_frames, window, out, rms):
             rms[j] = 0.0
 
 
-@njit(cache=True, fastmath=REASSOC, error_model="numpy")
+@njit(cache=CACHE, fastmath=REASSOC, error_model=ERROR_MODEL)
 def power_features(spec, n_frames, rms, active_rms, freqs, power, mean_spec, acc, active, mag):
     """Power spectra, the mean power spectrum and centroid / rolloff / flatness sums.
 
@@ -156,7 +154,7 @@ def power_features(spec, n_frames, rms, active_rms, freqs, power, mean_spec, acc
         acc[A_FLATNESS] += math.exp(logsum / n_bins) / amean
 
 
-@njit(cache=True, fastmath=REASSOC, error_model="numpy")
+@njit(cache=CACHE, fastmath=REASSOC, error_model=ERROR_MODEL)
 def chroma_energy(power, n_frames, active, fb, acc):
     """Add ``sum(c^2)`` of the sum-normalised chroma of each active frame to ``acc[A_CHROMA]``.
 
@@ -199,7 +197,7 @@ def chroma_energy(power, n_frames, active, fb, acc):
             acc[A_CHROMA] += 1.0 / 12.0
 
 
-@njit(cache=True, fastmath=REASSOC)
+@njit(cache=CACHE, fastmath=REASSOC)
 def band_sums(power, n_frames, edges, out):
     """Power summed over contiguous bin ranges: ``out[j, b] = sum(power[j, edges[b]:edges[b+1]])``.
 

@@ -98,5 +98,7 @@ class Fingerprint:
         return {f.name: float(getattr(self, f.name)) for f in fields(self)}
 
 
-assert tuple(f.name for f in fields(Fingerprint)) == FINGERPRINT_NAMES
-assert len(FINGERPRINT_UNITS) == len(FINGERPRINT_NAMES)
+if tuple(f.name for f in fields(Fingerprint)) != FINGERPRINT_NAMES:
+    raise AssertionError("Fingerprint's fields are not FINGERPRINT_NAMES, in the same order")
+if len(FINGERPRINT_UNITS) != len(FINGERPRINT_NAMES):
+    raise AssertionError("FINGERPRINT_UNITS does not give one unit per FINGERPRINT_NAMES entry")

@@ -5,7 +5,7 @@ scaled fingerprints, one row per track. Brute force is exact and, at 25 values a
 enough up to millions of rows (``bench/query_speed.py``): one pass over the matrix per query,
 no index to build or keep in step with the store.
 
-The ``_``-prefixed functions are the kernels: ``@njit(cache=True)``, caller-allocated outputs,
+The ``_``-prefixed functions are the kernels: cached ``@njit``, caller-allocated outputs,
 no validation. :func:`weighted_distances` and :func:`near_pairs` validate and allocate.
 """
 
@@ -15,6 +15,7 @@ import numpy as np
 import numpy.typing as npt
 from numba import njit
 
+from ._config import CACHE, NOGIL
 from .errors import ParameterError
 
 __all__ = ["near_pairs", "weighted_distances"]
@@ -22,7 +23,7 @@ __all__ = ["near_pairs", "weighted_distances"]
 _F8 = npt.NDArray[np.float64]
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=CACHE, nogil=NOGIL)
 def _weighted_sq_distances(z: _F8, q: _F8, w: _F8, out: _F8) -> None:  # pragma: no cover
     n, d = z.shape
     for i in range(n):
@@ -33,7 +34,7 @@ def _weighted_sq_distances(z: _F8, q: _F8, w: _F8, out: _F8) -> None:  # pragma:
         out[i] = acc
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=CACHE, nogil=NOGIL)
 def _near_pairs(z: _F8, duration: _F8, w: _F8, tolerance: float, limit: float,
                 out_i: npt.NDArray[np.int64], out_j: npt.NDArray[np.int64],
                 out_d: _F8) -> int:  # pragma: no cover
