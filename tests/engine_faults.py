@@ -1,9 +1,9 @@
 """Fault-injection hooks for the engine's crash matrix, and a runner for them in a subprocess.
 
-A hook is called by a worker with each job before the work (engine/worker.py, WorkerSpec.hook);
+A hook is called by a worker with each job before the work (engine/run/task.py, TaskSettings.hook);
 it picks its victims by file name, so one library can hold healthy and poisoned tracks:
 
-- ``segv``  : the worker segfaults (faulthandler._sigsegv) -> SIGSEGV(-11)
+- ``segv``  : the worker segfaults (:func:`segfault`, no stack dump) -> SIGSEGV(-11)
 - ``exit``  : os._exit(3) -> exit code 3
 - ``raise`` : an exception inside the worker -> a failure record with its traceback
 - ``hang``  : sleeps for an hour -> killed by the per-track timeout
@@ -14,9 +14,10 @@ it picks its victims by file name, so one library can hold healthy and poisoned 
 
 Usage as a runner (the signal tests need a process of their own)::
 
-    python tests/engine_faults.py DB LIBRARY [--grace S] [--timeout S]
+    python tests/engine_faults.py DB LIBRARY [--grace S] [--timeout S] [--cores N]
 
-It runs the supervisor over LIBRARY with :func:`hook` and exits as engine-run does.
+It runs engine-run's own ``main`` over LIBRARY (with ``--jsonl -q``), :func:`hook` in every
+worker, and exits as engine-run does.
 """
 
 from __future__ import annotations
@@ -28,13 +29,21 @@ import threading
 import time
 from pathlib import Path
 
-from engine.messages import Job
+from engine.run.messages import Job
+
+
+def segfault() -> None:
+    """Die of SIGSEGV, quietly: faulthandler (which pytest enables, and a forked worker
+    inherits) would print every thread's stack into the test output first. The signal is the
+    same, so the engine still has a SIGSEGV(-11) to report."""
+    faulthandler.disable()
+    faulthandler._sigsegv()
 
 
 def hook(job: Job) -> object:
     name = Path(job.path).name
     if name.startswith("segv"):
-        faulthandler._sigsegv()
+        segfault()
     if name.startswith("exit"):
         os._exit(3)
     if name.startswith("raise"):
@@ -44,7 +53,7 @@ def hook(job: Job) -> object:
     if name.startswith("pickle"):
         return threading.Lock()  # not picklable
     if name.startswith("once") and job.attempt == 0:
-        faulthandler._sigsegv()
+        segfault()
     if name.startswith("slow"):
         time.sleep(0.5)
     if name.startswith("mark"):  # announces that it runs (a file beside it), then is slow
@@ -54,9 +63,12 @@ def hook(job: Job) -> object:
 
 
 def main(argv: list[str]) -> int:
+    """engine-run's own ``main`` (options, signal handling, exit codes) over LIBRARY, with
+    :func:`hook` in every worker (its ``worker_hook`` seam, which the console script never
+    sets)."""
     import argparse
 
-    from engine.supervisor import RunConfig, Supervisor
+    from engine.run import cli
 
     ap = argparse.ArgumentParser()
     ap.add_argument("db")
@@ -65,12 +77,10 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--timeout", type=float, default=30.0)
     ap.add_argument("--cores", type=int, default=2)
     args = ap.parse_args(argv)
-    cfg = RunConfig(db=args.db, cores=args.cores, queue_size=2 * args.cores, jsonl=True,
-                    quiet=True, grace_s=args.grace, timeout_s=args.timeout, worker_hook=hook)
-    stats = Supervisor(cfg).run([args.library])
-    if stats.interrupted:
-        return 128 + stats.interrupted
-    return 1 if stats.failed else 0
+    return cli.main([args.library, "--db", args.db, "--cores", str(args.cores),
+                     "--queue-size", str(2 * args.cores), "--jsonl", "-q",
+                     "--grace", str(args.grace), "--timeout", str(args.timeout)],
+                    worker_hook=hook)
 
 
 if __name__ == "__main__":

@@ -21,7 +21,7 @@ import numpy as np
 from scipy.ndimage import median_filter
 from scipy.signal import get_window, lfilter
 
-try:  # imported as the package ``tests`` (tests/__init__.py present) ...
+try:  # imported as ``tests.reference`` (from the repository root, a namespace package) ...
     from . import lra_reference as lra
 except ImportError:  # ... or as a top-level module (pytest's rootdir/tests on sys.path)
     import lra_reference as lra  # type: ignore[no-redef]

@@ -23,7 +23,6 @@ import math
 import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -33,8 +32,8 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+import helpers as h
 import numpy as np
-import psutil
 import pytest
 import soundfile as sf
 
@@ -42,13 +41,10 @@ from kernels import FINGERPRINT_NAMES
 
 ROOT = Path(__file__).resolve().parent.parent
 TOOL = ROOT / "tools" / "make_bad_inputs.py"
-BIN = Path(sys.executable).parent
 #: Length of the long file here; tools/make_bad_inputs.py writes 2 hours by default.
 LONG_SECONDS = 60.0
 #: Seconds any one engine-run may take before it counts as hung (a run takes ~2 s).
 RUN_TIMEOUT_S = 120.0
-#: Seconds a process of an engine-run's session may outlive it before it counts as left behind.
-LINGER_S = 3.0
 #: Seconds the generator may take.
 GENERATE_TIMEOUT_S = 120.0
 #: Claims a failure message must not make about a regular file that is there.
@@ -65,74 +61,6 @@ def _load_tool() -> ModuleType:
 
 
 tool = _load_tool()
-
-
-@dataclass(frozen=True)
-class Run:
-    """One finished engine-run: exit code, records, stderr, wall time, and the processes of
-    its session still alive :data:`LINGER_S` after it exited (killed by then)."""
-
-    rc: int
-    records: list[dict[str, Any]]
-    stderr: str
-    seconds: float
-    leftovers: list[str]
-
-
-def _session_members(sid: int) -> list[str]:
-    out = []
-    for pid in psutil.pids():
-        try:
-            if os.getsid(pid) == sid:
-                out.append(f"{pid} {psutil.Process(pid).name()}")
-        except (OSError, psutil.Error):
-            continue
-    return out
-
-
-def engine_run(*args: str, stdin: bytes | None = None, timeout: float = RUN_TIMEOUT_S,
-               preexec: list[str] | None = None) -> Run:
-    """Run engine-run in a session of its own; fail the test if it hangs.
-
-    Parameters
-    ----------
-    *args : str
-        Arguments after ``engine-run``.
-    stdin : bytes or None
-        What to feed on stdin (None: /dev/null).
-    timeout : float, s
-        Wall-time limit; past it the whole session is killed and the test fails.
-    preexec : list of str or None
-        A command prefix, e.g. ``setpriv ...``.
-
-    Returns
-    -------
-    Run
-    """
-    cmd = [*(preexec or []), str(BIN / "engine-run"), *args]
-    t0 = time.monotonic()
-    proc = subprocess.Popen(cmd, stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            start_new_session=True)
-    try:
-        out, err = proc.communicate(stdin, timeout=timeout)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.communicate(timeout=30)
-        pytest.fail(f"engine-run {' '.join(args)} did not finish within {timeout:g} s (hung)")
-    seconds = time.monotonic() - t0
-    # multiprocessing's resource tracker sees its last user go and exits a few ms later
-    deadline = time.monotonic() + LINGER_S
-    while (leftovers := _session_members(proc.pid)) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    if leftovers:
-        os.killpg(proc.pid, signal.SIGKILL)
-    records = [json.loads(line) for line in out.decode("utf-8").split("\n") if line]
-    return Run(proc.returncode, records, err.decode("utf-8", "replace"), seconds, leftovers)
-
-
-def shm_entries() -> set[str]:
-    return set(os.listdir("/dev/shm")) if os.path.isdir("/dev/shm") else set()
 
 
 def relative(root: Path, path: str) -> str:
@@ -240,10 +168,10 @@ def judge(problems: dict[str, list[str]], expectations: dict[str, dict[str, Any]
 class Runs:
     root: Path
     expectations: dict[str, dict[str, Any]]
-    first: Run
-    rerun: Run
+    first: h.Run
+    rerun: h.Run
     null_fed: list[str]
-    stdin: Run
+    stdin: h.Run
     shm_before: set[str]
     shm_after: set[str]
     swapped: str
@@ -264,22 +192,23 @@ def _swap_keeping_size_and_mtime(path: Path) -> None:
 def runs(tmp_path_factory: pytest.TempPathFactory) -> Runs:
     base = tmp_path_factory.mktemp("bad_inputs")
     root = base / "inputs"
-    shm_before = shm_entries()
+    shm_before = h.shm_entries()
     subprocess.run([sys.executable, str(TOOL), str(root), "--long-seconds", str(LONG_SECONDS)],
                    check=True, timeout=GENERATE_TIMEOUT_S, capture_output=True)
     expectations = tool.load_expectations(root)
     common = ("--cores", "2", "--jsonl")
-    first = engine_run(str(root), "--db", str(base / "db"), *common)
+    first = h.engine_run(str(root), "--db", str(base / "db"), *common, timeout=RUN_TIMEOUT_S)
     swapped = "random_bytes.wav"
     _swap_keeping_size_and_mtime(root / swapped)
-    rerun = engine_run(str(root), "--db", str(base / "db"), *common)
+    rerun = h.engine_run(str(root), "--db", str(base / "db"), *common, timeout=RUN_TIMEOUT_S)
     # the names only NUL-separated stdin carries, and those that are not UTF-8
     null_fed = sorted(rel for rel, e in expectations.items()
                       if e.get("needs_null") or not rel.isascii())
     feed = b"".join(os.fsencode(os.path.join(str(root), rel)) + b"\0" for rel in null_fed)
-    stdin = engine_run("-0", "-", "--db", str(base / "db_stdin"), *common, stdin=feed)
+    stdin = h.engine_run("-0", "-", "--db", str(base / "db_stdin"), *common, stdin=feed,
+                         timeout=RUN_TIMEOUT_S)
     return Runs(root, expectations, first, rerun, null_fed, stdin, shm_before,
-                shm_entries(), swapped)
+                h.shm_entries(), swapped)
 
 
 def test_generator_writes_at_least_30_kinds(runs: Runs) -> None:
@@ -323,6 +252,7 @@ def test_kind(runs: Runs, kind: str) -> None:
 
 def test_no_fingerprint_holds_nan_or_inf(runs: Runs) -> None:
     for run in (runs.first, runs.rerun, runs.stdin):
+        assert run.records, run.stderr[-2000:]
         for r in run.records:
             if r["fingerprint"] is not None:
                 assert all(math.isfinite(v) for v in r["fingerprint"].values()), r["path"]
@@ -370,7 +300,7 @@ def test_nothing_left_behind(runs: Runs) -> None:
     new = {n for n in runs.shm_after - runs.shm_before if n.startswith("psm_")}
     if new:  # another process's segment may come and go meanwhile: ours would stay
         time.sleep(1.0)
-        new &= shm_entries()
+        new &= h.shm_entries()
     assert new == set(), f"left in /dev/shm: {sorted(new)}"
 
 
@@ -398,8 +328,8 @@ def test_mode_000_without_root_privileges(tmp_path: Path) -> None:
     exps = tool.load_expectations(root)
     if any(e["expect"] == "ok" for e in exps.values()):
         pytest.skip("still allowed to read mode 000 after dropping the capabilities")
-    run = engine_run(str(root), "--db", str(tmp_path / "db"), "--cores", "2", "--jsonl",
-                     preexec=prefix)
+    run = h.engine_run(str(root), "--db", str(tmp_path / "db"), "--cores", "2", "--jsonl",
+                       timeout=RUN_TIMEOUT_S, preexec=prefix)
     try:
         assert run.rc == 1, run.stderr[-2000:]
         assert run.leftovers == []

@@ -5,56 +5,27 @@ from __future__ import annotations
 
 import contextlib
 import io
-import json
 import os
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
 
-import numpy as np
+import helpers as h
 import psutil
 import pytest
 import signals as sig
 from engine_faults import hook
 
-from engine import store as st
-from engine.dask_backend import DaskConfig, DaskSupervisor, PathMap
 from engine.errors import BackendError
-from engine.supervisor import RunConfig, Supervisor
-
-BIN = Path(sys.executable).parent
-
-
-def fingerprints(db: Path) -> dict[str, bytes]:
-    with st.Store.open(st.StoreConfig(db), readonly=True) as s:
-        return {t.path: np.asarray(fp.values).tobytes() for t, fp in s.iter_fingerprints()}
-
-
-def failures(db: Path) -> dict[str, st.FailureRecord]:
-    with st.Store.open(st.StoreConfig(db), readonly=True) as s:
-        return {Path(f.path).name: f for f in s.iter_failures()}
-
-
-def mixed_library(root: Path) -> list[Path]:
-    rng = np.random.default_rng(3)
-    spec = [("a.flac", 44100, sig.music_like(4.0, 44100, seed=1)),
-            ("b.ogg", 48000, sig.music_like(3.0, 48000, bpm=96, seed=2)),
-            ("c.mp3", 44100, sig.click_track(128, 3.0, 44100, channels=2)),
-            ("d.wav", 22050, sig.white_noise(2.0, 22050, rng, rms=0.1)),
-            ("e.flac", 22050, sig.chord([220.0, 277.2, 329.6], 5.0, 22050))]
-    root.mkdir(parents=True, exist_ok=True)
-    return [sig.write_audio(root / name, x, sr) for name, sr, x in spec]
+from engine.run.backends.dask import DaskBackend, DaskConfig, PathMap
+from engine.run.supervisor import RunConfig, Supervisor
 
 
 def marked_library(lib: Path, n: int = 16) -> None:
     """``n`` one-second tracks named ``mark*``: the fault hook makes each take 0.5 s and
     creates ``lib/started`` when the first one runs."""
-    lib.mkdir()
-    for i in range(n):
-        sig.write_audio(lib / f"mark{i:02d}.wav", sig.sine(110.0 * (1 + i % 5), 1.0, 22050),
-                        22050)
+    h.write_tracks(lib, [f"mark{i:02d}.wav" for i in range(n)])
 
 
 def when_started(lib: Path, delay: float, action) -> None:
@@ -73,28 +44,30 @@ def when_started(lib: Path, delay: float, action) -> None:
 def run_dask(db: Path, inputs: list[str], *, cores: int = 2, **kw) -> object:
     dask_kw = {k: kw.pop(k) for k in ("path_map", "window") if k in kw}
     cfg = RunConfig(db=str(db), cores=cores, queue_size=2 * cores, quiet=True, **kw)
-    return DaskSupervisor(cfg, DaskConfig(**dask_kw), err=io.StringIO()).run(inputs)
+    backend = DaskBackend(DaskConfig(workers=cores, **dask_kw), cfg.task_settings)
+    return Supervisor(cfg, backend=backend, err=io.StringIO()).run(inputs)
 
 
 def test_fingerprints_are_bit_identical_to_the_local_engine(tmp_path):
-    mixed_library(tmp_path / "lib")
+    h.make_library(tmp_path / "lib", n=5)
     local = Supervisor(RunConfig(db=str(tmp_path / "local"), cores=2, queue_size=4, quiet=True))
     assert local.run([str(tmp_path / "lib")]).ok == 5
     stats = run_dask(tmp_path / "dask", [str(tmp_path / "lib")])
     assert stats.ok == 5 and stats.failed == 0
-    a, b = fingerprints(tmp_path / "local"), fingerprints(tmp_path / "dask")
+    a, b = h.store_contents(tmp_path / "local").bits(), h.store_contents(tmp_path / "dask").bits()
     assert len(a) == 5 and a == b
 
 
 def test_bad_and_poison_files_become_failure_records(tmp_path):
     lib = tmp_path / "lib"
-    mixed_library(lib)
+    h.make_library(lib, n=5)
     (lib / "broken.flac").write_bytes(b"fLaC" + os.urandom(2048))
     sig.write_audio(lib / "segv_poison.wav", sig.sine(440.0, 1.0, 22050), 22050)
     sig.write_audio(lib / "raise_bug.wav", sig.sine(440.0, 1.0, 22050), 22050)
     stats = run_dask(tmp_path / "db", [str(lib)], worker_hook=hook, max_retries=1)
     assert stats.ok == 5 and stats.failed == 3
-    f = failures(tmp_path / "db")
+    contents = h.store_contents(tmp_path / "db")
+    f = contents.failures_by_name()
     assert set(f) == {"broken.flac", "segv_poison.wav", "raise_bug.wav"}
     assert f["broken.flac"].kind == "decode" and "cannot decode" in f["broken.flac"].message
     assert f["raise_bug.wav"].kind == "exception" and "injected failure" in f[
@@ -105,7 +78,7 @@ def test_bad_and_poison_files_become_failure_records(tmp_path):
     # through a track it took down with it
     assert stats.worker_deaths == 2, stats.deaths
     assert "died with it" in poison.message and "segv_poison.wav" in poison.message
-    assert len(fingerprints(tmp_path / "db")) == 5  # the healthy tracks are all stored
+    assert len(contents.fingerprints) == 5  # the healthy tracks are all stored
 
 
 def _spawned_workers() -> list[psutil.Process]:
@@ -137,7 +110,7 @@ def test_a_worker_killed_mid_run_and_the_run_still_completes(tmp_path):
     assert killed, "the test never found a worker to kill"
     assert stats.ok == 16 and stats.failed == 0
     assert stats.worker_deaths >= 1 and stats.retried >= 1, stats.deaths
-    assert len(fingerprints(tmp_path / "db")) == 16
+    assert len(h.store_contents(tmp_path / "db").fingerprints) == 16
 
 
 def test_path_map_sends_workers_to_their_own_mount(tmp_path):
@@ -151,14 +124,14 @@ def test_path_map_sends_workers_to_their_own_mount(tmp_path):
     run_dask(tmp_path / "db", [str(client)], path_map=PathMap.parse([f"{client}={mount}"]))
     local = Supervisor(RunConfig(db=str(tmp_path / "ref"), cores=1, queue_size=2, quiet=True))
     local.run([str(mount)])
-    got, want = fingerprints(tmp_path / "db"), fingerprints(tmp_path / "ref")
+    got, want = h.store_contents(tmp_path / "db").bits(), h.store_contents(tmp_path / "ref").bits()
     assert list(got) == [str(client / "x.flac")]
     assert got[str(client / "x.flac")] == want[str(mount / "x.flac")]
     # a map to where the workers see nothing stops the run before any track fails
     with pytest.raises(BackendError, match=r"2 of 2 workers .* cannot see"):
         run_dask(tmp_path / "db2", [str(client)],
                  path_map=PathMap.parse([f"{client}={tmp_path / 'nowhere'}"]))
-    assert not failures(tmp_path / "db2")
+    assert not h.store_contents(tmp_path / "db2").failures
 
 
 def test_path_map_rules():
@@ -174,27 +147,24 @@ def test_path_map_rules():
 
 
 def test_cli_dask_backend_and_a_cached_rerun_without_a_cluster(tmp_path):
-    mixed_library(tmp_path / "lib")
+    h.make_library(tmp_path / "lib", n=5)
     db = tmp_path / "db"
-    run = [str(BIN / "engine-run"), str(tmp_path / "lib"), "--db", str(db), "--backend", "dask",
-           "--cores", "2", "--jsonl"]
-    first = subprocess.run(run, capture_output=True, text=True, timeout=300, check=False)
-    assert first.returncode == 0, first.stderr
+    run = [str(tmp_path / "lib"), "--db", str(db), "--backend", "dask", "--cores", "2",
+           "--jsonl"]
+    first = h.engine_run(*run, timeout=300)
+    assert first.rc == 0, first.stderr
     assert "dask: LocalCluster of 2 worker processes" in first.stderr
-    recs = [json.loads(line) for line in first.stdout.splitlines()]
-    assert sorted(r["status"] for r in recs) == ["ok"] * 5
-    again = subprocess.run(run, capture_output=True, text=True, timeout=300, check=False)
-    assert again.returncode == 0, again.stderr
+    assert sorted(r["status"] for r in first.records) == ["ok"] * 5
+    again = h.engine_run(*run, timeout=300)
+    assert again.rc == 0, again.stderr
     assert "LocalCluster" not in again.stderr  # nothing to compute: no cluster started
-    assert [json.loads(x)["status"] for x in again.stdout.splitlines()] == ["cached"] * 5
-    bad = subprocess.run([str(BIN / "engine-run"), str(tmp_path / "lib"), "--db", str(db),
-                          "--path-map", "/a=/b"], capture_output=True, text=True, timeout=60,
-                         check=False)
-    assert bad.returncode == 2 and "--path-map is for the Dask backend" in bad.stderr
-    unreachable = subprocess.run([*run[:-3], "--scheduler", "tcp://127.0.0.1:9", "--force",
-                                  "--connect-timeout", "2"],
-                                 capture_output=True, text=True, timeout=120, check=False)
-    assert unreachable.returncode == 4, unreachable.stderr
+    assert [r["status"] for r in again.records] == ["cached"] * 5
+    bad = h.engine_run(str(tmp_path / "lib"), "--db", str(db), "--path-map", "/a=/b",
+                       timeout=60)
+    assert bad.rc == 2 and "--path-map is for the Dask backend" in bad.stderr
+    unreachable = h.engine_run(*run[:-3], "--scheduler", "tcp://127.0.0.1:9", "--force",
+                               "--connect-timeout", "2", timeout=120)
+    assert unreachable.rc == 4, unreachable.stderr
     assert "cannot start or reach the cluster" in unreachable.stderr
 
 
@@ -234,11 +204,11 @@ def cluster(tmp_path):
            "OMP_NUM_THREADS": "1", "NUMBA_NUM_THREADS": "1"}
     log = open(tmp_path / "cluster.log", "w")
     scheduler = subprocess.Popen(
-        [str(BIN / "dask"), "scheduler", "--host", "127.0.0.1", "--port",
+        [str(h.BIN / "dask"), "scheduler", "--host", "127.0.0.1", "--port",
          address.rsplit(":", 1)[1], "--no-dashboard"],
         env=env, stdout=log, stderr=log, start_new_session=True)
     workers = subprocess.Popen(
-        [str(BIN / "dask"), "worker", address, "--nworkers", "2", "--nthreads", "1",
+        [str(h.BIN / "dask"), "worker", address, "--nworkers", "2", "--nthreads", "1",
          "--memory-limit", "1GiB", "--no-dashboard"],
         env=env, stdout=log, stderr=log, start_new_session=True)
     try:
@@ -251,15 +221,14 @@ def cluster(tmp_path):
 
 def test_scheduler_address_gives_the_local_engines_fingerprints(cluster, tmp_path):
     address, _, _ = cluster
-    mixed_library(tmp_path / "lib")
+    h.make_library(tmp_path / "lib", n=5)
     local = Supervisor(RunConfig(db=str(tmp_path / "local"), cores=2, queue_size=4, quiet=True))
     local.run([str(tmp_path / "lib")])
-    proc = subprocess.run([str(BIN / "engine-run"), str(tmp_path / "lib"), "--db",
-                           str(tmp_path / "db"), "--scheduler", address],
-                          capture_output=True, text=True, timeout=300, check=False)
-    assert proc.returncode == 0, proc.stderr
-    assert f"dask: scheduler {address}, 2 worker threads" in proc.stderr
-    assert fingerprints(tmp_path / "db") == fingerprints(tmp_path / "local")
+    run = h.engine_run(str(tmp_path / "lib"), "--db", str(tmp_path / "db"), "--scheduler",
+                       address, timeout=300)
+    assert run.rc == 0, run.stderr
+    assert f"dask: scheduler {address}, 2 worker threads" in run.stderr
+    assert h.store_contents(tmp_path / "db").bits() == h.store_contents(tmp_path / "local").bits()
 
 
 def test_a_lost_scheduler_ends_the_run_with_what_completed_committed(cluster, tmp_path):
@@ -271,9 +240,10 @@ def test_a_lost_scheduler_ends_the_run_with_what_completed_committed(cluster, tm
                     worker_hook=hook)
     t0 = time.monotonic()
     with pytest.raises(BackendError, match="lost the connection to tcp://"):
-        DaskSupervisor(cfg, DaskConfig(scheduler=address), err=io.StringIO()).run([str(lib)])
+        backend = DaskBackend(DaskConfig(scheduler=address), cfg.task_settings)
+        Supervisor(cfg, backend=backend, err=io.StringIO()).run([str(lib)])
     assert time.monotonic() - t0 < 60
-    done = fingerprints(tmp_path / "db")
+    done = h.store_contents(tmp_path / "db").fingerprints
     assert 1 <= len(done) < 16  # what completed before the loss was committed
 
 
@@ -289,20 +259,21 @@ def test_a_cluster_left_without_workers_ends_the_run(cluster, tmp_path):
                     worker_hook=hook)
     t0 = time.monotonic()
     with pytest.raises(BackendError, match="has had no worker for"):
-        DaskSupervisor(cfg, DaskConfig(scheduler=address, connect_timeout_s=3.0),
-                       err=io.StringIO()).run([str(lib)])
+        backend = DaskBackend(DaskConfig(scheduler=address, connect_timeout_s=3.0),
+                              cfg.task_settings)
+        Supervisor(cfg, backend=backend, err=io.StringIO()).run([str(lib)])
     assert time.monotonic() - t0 < 60
-    assert not failures(tmp_path / "db")  # the lost tracks are not blamed
+    assert not h.store_contents(tmp_path / "db").failures  # the lost tracks are not blamed
 
 
 def test_a_hung_track_is_killed_by_the_watchdog_and_recorded_as_timeout(tmp_path):
     lib = tmp_path / "lib"
-    mixed_library(lib)
+    h.make_library(lib, n=5)
     sig.write_audio(lib / "hang_forever.wav", sig.sine(440.0, 1.0, 22050), 22050)
     t0 = time.monotonic()
     stats = run_dask(tmp_path / "db", [str(lib)], worker_hook=hook, timeout_s=2.0,
                      max_retries=1)
     assert time.monotonic() - t0 < 90
-    f = failures(tmp_path / "db")
+    f = h.store_contents(tmp_path / "db").failures_by_name()
     assert list(f) == ["hang_forever.wav"] and f["hang_forever.wav"].kind == "timeout"
     assert stats.ok == 5 and stats.worker_deaths == 2  # one kill per attempt, nothing more

@@ -1,6 +1,9 @@
-"""engine.plots: track and map figures (files written and read back) and the PCA projection."""
+"""engine.query.plots: track and map figures (files written and read back) and the PCA
+projection."""
 
 from __future__ import annotations
+
+import sys
 
 import numpy as np
 import pytest
@@ -9,9 +12,9 @@ pytest.importorskip("matplotlib")
 
 import matplotlib.image as mpimg
 
-from engine import plots
 from engine.errors import QueryError
-from engine.similarity import DEFAULT_WEIGHTS, Library
+from engine.query import plots
+from engine.query.similarity import DEFAULT_WEIGHTS, Library
 from kernels import FINGERPRINT_NAMES
 
 WEIGHTS = np.array([DEFAULT_WEIGHTS[n] for n in FINGERPRINT_NAMES])
@@ -163,8 +166,17 @@ def test_plot_map_needs_two_tracks(rng, tmp_path, n):
         plots.plot_map(lib, color="lufs", output=str(tmp_path / "x.png"), weights=WEIGHTS)
 
 
-def test_require_matplotlib_passes_when_installed():
-    plots.require_matplotlib()
+def test_require_matplotlib_passes_when_installed_and_names_the_fix_when_not(
+        rng, tmp_path, monkeypatch):
+    assert plots.require_matplotlib() is None  # installed (the importorskip above)
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # `import matplotlib` now fails
+    with pytest.raises(QueryError, match=r"pip install -e \.\[plot\]"):
+        plots.require_matplotlib()
+    # a plot asked for without it is that error, before anything is written
+    lib = make_library(rng, 10)
+    with pytest.raises(QueryError, match="plotting needs matplotlib"):
+        plots.plot_track(lib, lib.values[0], title="t", output=str(tmp_path / "t.png"), row=0)
+    assert not (tmp_path / "t.png").exists()
 
 
 # --- pca_2d -------------------------------------------------------------------------------------

@@ -15,18 +15,18 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 import time
 from pathlib import Path
 
+import helpers as h
 import numpy as np
 import pytest
 import signals as sig
 
-from engine import query as q
 from engine import store as st
 from engine.errors import QueryError
-from engine.similarity import (
+from engine.query import commands as q
+from engine.query.similarity import (
     DEFAULT_WEIGHTS,
     Library,
     Scaling,
@@ -37,7 +37,6 @@ from engine.similarity import (
 from kernels import FINGERPRINT_NAMES, FINGERPRINT_UNITS
 from kernels.neighbours import near_pairs, weighted_distances
 
-BIN = Path(sys.executable).parent
 SR = 44100
 SECONDS = 8.0
 
@@ -76,19 +75,13 @@ def _library(root: Path) -> dict[str, Path]:
 SAME_SONG = {"song", "song_quiet", "song_mp3", "song_copy"}
 
 
-def engine_query(db: Path, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
-    return subprocess.run([str(BIN / "engine-query"), "--db", str(db), *args],
-                          capture_output=True, timeout=timeout, check=False, text=True)
-
-
 @pytest.fixture(scope="module")
 def built(tmp_path_factory):
     root = tmp_path_factory.mktemp("querylib")
     paths = _library(root)
     db = root / "fp.lmdb"
-    proc = subprocess.run([str(BIN / "engine-run"), str(root / "lib"), "--db", str(db),
-                           "--cores", "2", "-q"], capture_output=True, timeout=300, check=False)
-    assert proc.returncode == 1, proc.stderr  # 1: the broken file failed, the rest is stored
+    run = h.engine_run(str(root / "lib"), "--db", str(db), "--cores", "2", "-q", timeout=300)
+    assert run.rc == 1, run.stderr  # 1: the broken file failed, the rest is stored
     with st.Store.open(st.StoreConfig(db), readonly=True) as s:
         ids = {name: s.lookup(os.path.abspath(p))[0] for name, p in paths.items()}
     names = {rec.track_id: name for name, rec in ids.items() if rec is not None}
@@ -132,10 +125,10 @@ def test_click_track_is_far_from_a_sustained_pad(built, store):
 
 def test_similar_table_and_jsonl(built):
     db, paths, ids, names = built
-    proc = engine_query(db, "similar", str(paths["song_mp3"]), "-k", "2")
+    proc = h.engine_query(db, "similar", str(paths["song_mp3"]), "-k", "2")
     assert proc.returncode == 0, proc.stderr
     assert "similar to" in proc.stdout and str(paths["song"]) in proc.stdout
-    proc = engine_query(db, "similar", str(ids["pad_low"]), "-k", "4", "--jsonl")
+    proc = h.engine_query(db, "similar", str(ids["pad_low"]), "-k", "4", "--jsonl")
     assert proc.returncode == 0, proc.stderr
     recs = [json.loads(line) for line in proc.stdout.splitlines()]
     assert [r["rank"] for r in recs] == [1, 2, 3, 4]
@@ -210,7 +203,7 @@ def test_playlist_between_two_tracks_ends_on_the_target(built, store):
 def test_playlist_m3u_from_the_command_line(built, tmp_path):
     db, paths, _ids, _names = built
     out = tmp_path / "list.m3u"
-    proc = engine_query(db, "playlist", str(paths["pad_low"]), "-n", "4", "-o", str(out))
+    proc = h.engine_query(db, "playlist", str(paths["pad_low"]), "-n", "4", "-o", str(out))
     assert proc.returncode == 0, proc.stderr
     lines = out.read_text().splitlines()
     assert lines[0] == "#EXTM3U" and len(lines) == 9
@@ -238,14 +231,14 @@ def test_duplicates_finds_the_flac_mp3_pair_and_the_copy(built, store):
 
 def test_duplicates_cli_lists_and_threshold(built):
     db, paths, _ids, _names = built
-    proc = engine_query(db, "duplicates")
+    proc = h.engine_query(db, "duplicates")
     assert proc.returncode == 0, proc.stderr
     assert "1 group(s) of identical files" in proc.stdout
     assert str(paths["song_mp3"]) in proc.stdout
-    proc = engine_query(db, "duplicates", "--jsonl", "--max-distance", "0")
+    proc = h.engine_query(db, "duplicates", "--jsonl", "--max-distance", "0")
     recs = [json.loads(line) for line in proc.stdout.splitlines()]
     assert [r["kind"] for r in recs] == ["exact"]
-    assert engine_query(db, "duplicates", "--max-distance", "-1").returncode == 2
+    assert h.engine_query(db, "duplicates", "--max-distance", "-1").returncode == 2
 
 
 # --------------------------------------------------------------------------------------------
@@ -254,12 +247,12 @@ def test_duplicates_cli_lists_and_threshold(built):
 
 def test_show_names_every_value_with_its_unit(built):
     db, paths, ids, _names = built
-    proc = engine_query(db, "show", str(paths["pad_low"]))
+    proc = h.engine_query(db, "show", str(paths["pad_low"]))
     assert proc.returncode == 0, proc.stderr
     for name, unit in zip(FINGERPRINT_NAMES, FINGERPRINT_UNITS, strict=True):
         line = next(ln for ln in proc.stdout.splitlines() if f" {name} " in ln)
         assert line.rstrip().endswith(unit)
-    by_id = engine_query(db, "show", str(ids["pad_low"]), "--json")
+    by_id = h.engine_query(db, "show", str(ids["pad_low"]), "--json")
     rec = json.loads(by_id.stdout)
     assert rec["path"] == str(paths["pad_low"]) and rec["current"] is True
     assert list(rec["fingerprint"]) == list(FINGERPRINT_NAMES)
@@ -267,11 +260,11 @@ def test_show_names_every_value_with_its_unit(built):
 
 def test_export_formats_agree_bit_for_bit(built, tmp_path):
     db, _paths, _ids, _names = built
-    jl = engine_query(db, "export")
+    jl = h.engine_query(db, "export")
     recs = {r["track_id"]: r for r in map(json.loads, jl.stdout.splitlines())}
     assert len(recs) == 14
-    assert engine_query(db, "export", "--format", "csv", "-o",
-                        str(tmp_path / "x.csv")).returncode == 0
+    assert h.engine_query(db, "export", "--format", "csv", "-o",
+                          str(tmp_path / "x.csv")).returncode == 0
     with open(tmp_path / "x.csv", newline="") as f:
         rows = list(csv.DictReader(f))
     assert len(rows) == len(recs)
@@ -279,7 +272,7 @@ def test_export_formats_agree_bit_for_bit(built, tmp_path):
         rec = recs[int(row["track_id"])]
         assert row["path"] == rec["path"]
         assert [float(row[n]) for n in FINGERPRINT_NAMES] == list(rec["fingerprint"].values())
-    proc = engine_query(db, "export", "--format", "npy", "-o", str(tmp_path / "m.npy"))
+    proc = h.engine_query(db, "export", "--format", "npy", "-o", str(tmp_path / "m.npy"))
     assert proc.returncode == 0, proc.stderr
     m = np.load(tmp_path / "m.npy")
     assert m.shape == (len(recs), 25) and m.dtype == np.float64
@@ -289,35 +282,35 @@ def test_export_formats_agree_bit_for_bit(built, tmp_path):
         rec = recs[int(row["track_id"])]
         assert row["path"] == rec["path"]
         assert m[int(row["row"])].tolist() == list(rec["fingerprint"].values())
-    assert engine_query(db, "export", "--format", "npy").returncode == 2
+    assert h.engine_query(db, "export", "--format", "npy").returncode == 2
 
 
 def test_stats_and_failures(built):
     db, paths, _ids, _names = built
-    stats = json.loads(engine_query(db, "stats").stdout)
+    stats = json.loads(h.engine_query(db, "stats").stdout)
     assert stats["fingerprints"] == stats["current_fingerprints"] == 14
     assert stats["fingerprint_versions"] == {"1": 14} and stats["failures"] == 1
     assert stats["generation"] >= 1 and stats["evictions"] == 0
-    table = engine_query(db, "failures")
+    table = h.engine_query(db, "failures")
     assert str(paths["broken"]) in table.stdout and "decode" in table.stdout
-    recs = [json.loads(line) for line in engine_query(db, "failures", "--jsonl").stdout
+    recs = [json.loads(line) for line in h.engine_query(db, "failures", "--jsonl").stdout
             .splitlines()]
     assert len(recs) == 1 and recs[0]["path"] == str(paths["broken"])
     assert recs[0]["attempts"] == 1 and recs[0]["message"]
-    assert engine_query(db, "failures", "--kind", "timeout").stdout.strip() == "no failures"
+    assert h.engine_query(db, "failures", "--kind", "timeout").stdout.strip() == "no failures"
 
 
 def test_unknown_tracks_and_missing_store_have_clear_errors_and_exit_codes(built, tmp_path):
     db, paths, _ids, _names = built
-    proc = engine_query(db, "show", "/no/such/file.flac")
+    proc = h.engine_query(db, "show", "/no/such/file.flac")
     assert proc.returncode == 2 and "no track at /no/such/file.flac" in proc.stderr
-    proc = engine_query(db, "show", "99999")
+    proc = h.engine_query(db, "show", "99999")
     assert proc.returncode == 2 and "no track with id 99999" in proc.stderr
-    proc = engine_query(db, "show", str(paths["broken"]))
+    proc = h.engine_query(db, "show", str(paths["broken"]))
     assert proc.returncode == 2 and "failed" in proc.stderr
-    proc = engine_query(db, "similar", "1", "--weight", "loudness=2")
+    proc = h.engine_query(db, "similar", "1", "--weight", "loudness=2")
     assert proc.returncode == 2 and "loudness=2" in proc.stderr
-    proc = engine_query(tmp_path / "nothing", "stats")
+    proc = h.engine_query(tmp_path / "nothing", "stats")
     assert proc.returncode == 3 and "no store" in proc.stderr
 
 
@@ -356,7 +349,7 @@ def test_reads_feed_the_lru(tmp_path):
                       st.PutFingerprint(st.FingerprintRecord(tid, 1, values + tid, 60.0, 44100,
                                                              2, 0.0, 0.0))])
         # another process reads track 1 (the least recently used) while the writer is open
-        proc = engine_query(db, "show", "1")
+        proc = h.engine_query(db, "show", "1")
         assert proc.returncode == 0, proc.stderr
         assert (db / "reads.log").stat().st_size == 8
         res = w.commit([st.PutTrack(st.TrackRecord(4, "/m/4.flac", 1, 1, b"\4" * 16)),
@@ -382,16 +375,13 @@ def test_queries_never_block_a_running_engine_run(built, tmp_path):
     for i in range(24):  # "slow": the fault hook makes each take 0.5 s, the run ~6 s
         sig.write_audio(lib_dir / "more" / f"slow{i:02d}.flac",
                         sig.music_like(6.0, 22050, bpm=80 + 5 * i, seed=i), 22050)
-    first = subprocess.run([str(BIN / "engine-run"), str(lib_dir / "copies"), "--db", str(db),
-                            "-q"], capture_output=True, timeout=120, check=False)
-    assert first.returncode == 0, first.stderr
+    first = h.engine_run(str(lib_dir / "copies"), "--db", str(db), "-q", timeout=120)
+    assert first.rc == 0, first.stderr
     with st.Store.open(st.StoreConfig(db), readonly=True) as s:  # reads before the run
         recorded = 1 + len(q.cmd_similar(s, "1", io.StringIO(), k=3))
         assert s.stats()["pending_reads"] == recorded
-    # engine-run's supervisor with the tests' fault hook (tests/engine_faults.py)
-    proc = subprocess.Popen([sys.executable, str(Path(__file__).with_name("engine_faults.py")),
-                             str(db), str(lib_dir)], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE)
+    # engine-run with the tests' fault hook (tests/engine_faults.py)
+    proc = h.start_fault_runner(db, lib_dir, stdout=subprocess.DEVNULL)
     answered = 0
     try:
         # a reader holding a snapshot open does not hold the writer: its commits go on
@@ -400,12 +390,12 @@ def test_queries_never_block_a_running_engine_run(built, tmp_path):
         with st.Store.open(st.StoreConfig(db), readonly=True) as held:
             snapshot = held.iter_fingerprints()
             next(snapshot, None)
-            g0 = json.loads(engine_query(db, "stats").stdout)["generation"]
+            g0 = json.loads(h.engine_query(db, "stats").stdout)["generation"]
             deadline = time.monotonic() + 60
-            while (json.loads(engine_query(db, "stats").stdout)["generation"] == g0
+            while (json.loads(h.engine_query(db, "stats").stdout)["generation"] == g0
                    and proc.poll() is None and time.monotonic() < deadline):
                 time.sleep(0.05)
-            assert json.loads(engine_query(db, "stats").stdout)["generation"] > g0
+            assert json.loads(h.engine_query(db, "stats").stdout)["generation"] > g0
             snapshot.close()
         while proc.poll() is None:
             t0 = time.monotonic()
@@ -480,14 +470,14 @@ def test_plot_and_map_write_images(built, tmp_path):
     from matplotlib.image import imread
 
     db, paths, ids, _names = built
-    proc = engine_query(db, "plot", str(paths["pad_low"]), "-o", str(tmp_path / "t.png"))
+    proc = h.engine_query(db, "plot", str(paths["pad_low"]), "-o", str(tmp_path / "t.png"))
     assert proc.returncode == 0, proc.stderr
     assert imread(tmp_path / "t.png").shape[0] > 100
-    proc = engine_query(db, "map", "-o", str(tmp_path / "m.png"), "--color", "spectral_centroid",
-                        "--highlight", str(ids["song"]))
+    proc = h.engine_query(db, "map", "-o", str(tmp_path / "m.png"), "--color",
+                          "spectral_centroid", "--highlight", str(ids["song"]))
     assert proc.returncode == 0, proc.stderr
     assert imread(tmp_path / "m.png").shape[0] > 100
-    proc = engine_query(db, "map", "-o", str(tmp_path / "x.png"), "--color", "loudness")
+    proc = h.engine_query(db, "map", "-o", str(tmp_path / "x.png"), "--color", "loudness")
     assert proc.returncode == 2 and "loudness" in proc.stderr
 
 
@@ -565,15 +555,14 @@ def test_cli_outputs_keep_files_and_bytes(tmp_path, rng):
     _small_store(db, {1: (odd, v[0], 1), 2: ("/m/b.flac", v[1], 1), 3: ("/m/c.flac", v[2], 1)})
     keep = tmp_path / "keep.m3u"
     keep.write_text("#EXTM3U\nprecious\n")
-    proc = engine_query(db, "playlist", "99", "-o", str(keep))
+    proc = h.engine_query(db, "playlist", "99", "-o", str(keep))
     assert proc.returncode == 2 and keep.read_text() == "#EXTM3U\nprecious\n"
     env = {**os.environ, "PYTHONIOENCODING": "utf-8:strict"}
-    out = subprocess.run([str(BIN / "engine-query"), "--db", str(db), "export", "--format",
-                          "csv"], capture_output=True, timeout=60, env=env, check=False)
+    out = h.engine_query(db, "export", "--format", "csv", timeout=60, text=False, env=env)
     assert out.returncode == 0, out.stderr
     assert b"/m/caf\xe9.flac" in out.stdout
     pytest.importorskip("matplotlib")
-    proc = engine_query(db, "plot", "2", "-o", str(tmp_path / "x.foo"))
+    proc = h.engine_query(db, "plot", "2", "-o", str(tmp_path / "x.foo"))
     assert proc.returncode == 2 and "not one matplotlib writes" in proc.stderr
 
 

@@ -6,71 +6,23 @@ record, never both, never none.
 
 from __future__ import annotations
 
-import json
 import os
 import random
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
+import helpers as h
 import numpy as np
 import psutil
 import pytest
 import signals as sig
+from engine_faults import hook
 
-from engine import store as st
-from engine.supervisor import RunConfig, Supervisor
-
-HERE = Path(__file__).parent
-BIN = Path(sys.executable).parent
-
-
-def write_tracks(root: Path, names: list[str], seconds: float = 1.0, sr: int = 22050) -> None:
-    root.mkdir(parents=True, exist_ok=True)
-    for i, name in enumerate(names):
-        sig.write_audio(root / name, sig.sine(110.0 * (1 + i % 7), seconds, sr), sr)
-
-
-def shm_entries() -> set[str]:
-    return set(os.listdir("/dev/shm"))
-
-
-def engine_processes(marker: str) -> list[psutil.Process]:
-    out = []
-    for p in psutil.process_iter(["cmdline"]):
-        cmd = " ".join(p.info["cmdline"] or [])
-        if marker in cmd and p.pid != os.getpid():
-            out.append(p)
-    return out
-
-
-def store_contents(db: Path) -> tuple[dict[str, tuple], dict[str, str]]:
-    """path -> fingerprint values, path -> failure kind; asserts the catalog is coherent."""
-    fps: dict[str, tuple] = {}
-    fails: dict[str, str] = {}
-    with st.Store.open(st.StoreConfig(db), readonly=True) as s:
-        tracks = {t.track_id: t for t in s.iter_tracks()}
-        assert len({t.path for t in tracks.values()}) == len(tracks)  # one id per path
-        for t, fp in s.iter_fingerprints():
-            assert tracks[t.track_id] == t
-            assert len(fp.values) == 25 and np.all(np.isfinite(fp.values))
-            fps[t.path] = fp.values
-        for f in s.iter_failures():
-            fails[f.path] = f.kind
-    assert not set(fps) & set(fails)  # never both
-    return fps, fails
-
+from engine.run.supervisor import RunConfig, Supervisor
 
 # --- the crash matrix (in-process supervisor, forked workers with a fault hook) ---------------
-
-
-def _faults():
-    sys.path.insert(0, str(HERE))
-    import engine_faults
-
-    return engine_faults
 
 
 @pytest.fixture(scope="module")
@@ -79,19 +31,19 @@ def matrix_run(tmp_path_factory):
     lib = root / "lib"
     healthy = [f"ok{i:02d}.wav" for i in range(8)]
     poisoned = ["segv.wav", "exit.wav", "raise.wav", "hang.wav", "pickle.wav", "once.wav"]
-    write_tracks(lib, healthy + poisoned)
-    before = shm_entries()
+    h.write_tracks(lib, healthy + poisoned)
+    before = h.shm_entries()
     cfg = RunConfig(db=str(root / "db"), cores=2, queue_size=3, quiet=True, timeout_s=2.0,
-                    max_retries=2, worker_hook=_faults().hook)
+                    max_retries=2, worker_hook=hook)
     stats = Supervisor(cfg).run([str(lib)])
     return root, stats, healthy, poisoned, before
 
 
 def test_crash_matrix_every_track_answered_once(matrix_run):
     root, stats, healthy, poisoned, _ = matrix_run
-    fps, fails = store_contents(root / "db")
-    names_ok = {Path(p).name for p in fps}
-    names_failed = {Path(p).name: k for p, k in fails.items()}
+    contents = h.store_contents(root / "db")
+    names_ok = {Path(p).name for p in contents.fingerprints}
+    names_failed = {name: f.kind for name, f in contents.failures_by_name().items()}
     assert names_ok == set(healthy) | {"once.wav"}  # the transient crash was retried and passed
     assert names_failed == {"segv.wav": "worker_died", "exit.wav": "worker_died",
                             "raise.wav": "exception", "hang.wav": "timeout",
@@ -102,8 +54,7 @@ def test_crash_matrix_every_track_answered_once(matrix_run):
 
 def test_crash_matrix_messages_name_pid_track_and_signal(matrix_run):
     root, stats, *_ = matrix_run
-    with st.Store.open(st.StoreConfig(root / "db"), readonly=True) as s:
-        fails = {Path(f.path).name: f for f in s.iter_failures()}
+    fails = h.store_contents(root / "db").failures_by_name()
     segv = fails["segv.wav"]
     assert "SIGSEGV(-11)" in segv.message and "segv.wav" in segv.message
     assert "pid" in segv.message and "attempt 3 of 3" in segv.message
@@ -120,7 +71,7 @@ def test_crash_matrix_messages_name_pid_track_and_signal(matrix_run):
 
 def test_crash_matrix_leaves_no_process_and_no_shared_memory(matrix_run):
     *_, before = matrix_run
-    assert shm_entries() <= before
+    assert h.shm_entries() <= before
     # the only child left may be multiprocessing's resource tracker (it lives with its parent)
     left = [p for p in psutil.Process().children(recursive=True)
             if "resource_tracker" not in " ".join(p.cmdline())
@@ -131,30 +82,27 @@ def test_crash_matrix_leaves_no_process_and_no_shared_memory(matrix_run):
 def test_failed_tracks_are_not_retried_unless_asked(matrix_run):
     root, *_ = matrix_run
     cfg = RunConfig(db=str(root / "db"), cores=2, quiet=True, timeout_s=2.0,
-                    worker_hook=_faults().hook)
+                    worker_hook=hook)
     stats = Supervisor(cfg).run([str(root / "lib")])
     assert stats.ok == 0 and stats.cached == 9 and stats.failed == 5
     assert stats.worker_deaths == 0  # nothing was even tried
     cfg = RunConfig(db=str(root / "db"), cores=2, quiet=True, timeout_s=2.0, retry_failed=True,
-                    max_retries=0, worker_hook=_faults().hook)
+                    max_retries=0, worker_hook=hook)
     stats = Supervisor(cfg).run([str(root / "lib")])
     assert stats.failed == 5 and stats.worker_deaths >= 3  # tried again, once each
 
 
-# --- signals (a supervisor process of its own) -----------------------------------------------
-
-
-def _runner(db: Path, lib: Path, *extra: str) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, str(HERE / "engine_faults.py"), str(db), str(lib),
-                             *extra], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+# --- signals (engine-run with the fault hooks, in a process of its own) ----------------------
 
 
 @pytest.mark.parametrize(("signum", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_signal_lets_in_flight_tracks_finish_and_commits(tmp_path, signum, code):
+    """SIGINT -> 130, SIGTERM -> 143: feeding stops, the tracks in flight finish, and every
+    completed track is committed; nothing is left behind (no process, no /dev/shm entry)."""
     lib = tmp_path / "lib"
-    write_tracks(lib, [f"slow{i:02d}.wav" for i in range(20)])
-    before = shm_entries()
-    proc = _runner(tmp_path / "db", lib, "--grace", "10")
+    h.write_tracks(lib, [f"slow{i:02d}.wav" for i in range(20)])
+    before = h.shm_entries()
+    proc = h.start_fault_runner(tmp_path / "db", lib, "--grace", "10")
     assert proc.stdout is not None
     assert proc.stdout.readline()  # a first track is done: others are in flight
     proc.send_signal(signum)
@@ -165,19 +113,21 @@ def test_signal_lets_in_flight_tracks_finish_and_commits(tmp_path, signum, code)
     err = proc.stderr.read()
     proc.wait(timeout=60)
     assert proc.returncode == code, err.decode()
-    emitted = 1 + len(out.decode().splitlines())
-    fps, _ = store_contents(tmp_path / "db")
-    assert len(fps) == emitted  # every completed track was committed, in-flight ones included
+    emitted = 1 + sum(1 for line in out.decode().splitlines() if line)
+    contents = h.store_contents(tmp_path / "db")
+    assert len(contents.fingerprints) == emitted  # every completed track, in-flight ones too
+    assert contents.stats["fingerprints"] == emitted
     assert 2 <= emitted < 20
-    assert shm_entries() <= before
-    assert not engine_processes(str(tmp_path / "db"))
+    assert h.shm_entries() <= before
+    assert not h.engine_processes(str(tmp_path / "db"))
 
 
 def test_second_sigint_abandons_in_flight_work_at_once(tmp_path):
     lib = tmp_path / "lib"
-    write_tracks(lib, ["a_ok.wav", "hang1.wav", "hang2.wav", "hang3.wav"])  # sorted order
-    before = shm_entries()
-    proc = _runner(tmp_path / "db", lib, "--grace", "60", "--timeout", "600", "--cores", "2")
+    h.write_tracks(lib, ["a_ok.wav", "hang1.wav", "hang2.wav", "hang3.wav"])  # sorted order
+    before = h.shm_entries()
+    proc = h.start_fault_runner(tmp_path / "db", lib, "--grace", "60", "--timeout", "600",
+                                "--cores", "2")
     assert proc.stdout is not None
     time.sleep(3.0)  # the workers are stuck in "hang" tracks
     proc.send_signal(signal.SIGINT)
@@ -187,13 +137,10 @@ def test_second_sigint_abandons_in_flight_work_at_once(tmp_path):
     _out, err = proc.communicate(timeout=30)
     assert time.monotonic() - t0 < 15  # not the 60 s grace
     assert proc.returncode == 130, err.decode()
-    fps, _ = store_contents(tmp_path / "db")
+    fps = h.store_contents(tmp_path / "db").fingerprints
     assert {Path(p).name for p in fps} == {"a_ok.wav"}
-    assert shm_entries() <= before
-    deadline = time.monotonic() + 10
-    while engine_processes(str(tmp_path / "db")) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert not engine_processes(str(tmp_path / "db"))
+    assert h.shm_entries() <= before
+    assert not h.wait_for_no_engine_processes(str(tmp_path / "db"))
 
 
 # --- crash consistency: SIGKILL of the supervisor at random moments ------------------------
@@ -208,37 +155,30 @@ def test_sigkill_of_the_supervisor_never_corrupts_the_store(tmp_path):
         x = sig.white_noise(10.0, 22050, rng, rms=0.02 + 0.002 * i)
         sig.write_audio(lib / f"t{i:02d}.{'flac' if i % 2 else 'wav'}", x, 22050)
     db = tmp_path / "db"
-    before = shm_entries()
+    before = h.shm_entries()
     pick = random.Random(7)
     kills = 0
     for _ in range(20):
         # --force: every run redoes (and recommits) the whole library, so kills land mid-work
-        proc = subprocess.Popen([str(BIN / "engine-run"), str(lib), "--db", str(db), "--cores",
-                                 "2", "-q", "--force"], stdout=subprocess.DEVNULL,
-                                stderr=subprocess.PIPE)
+        proc = h.start_engine_run(str(lib), "--db", str(db), "--cores", "2", "-q", "--force",
+                                  stdout=subprocess.DEVNULL)
         time.sleep(pick.uniform(0.5, 1.6))
         if proc.poll() is None:
             proc.kill()
             kills += 1
         proc.wait(timeout=30)
         if (db / "data.mdb").exists():
-            store_contents(db)  # opens, and is coherent, after every kill
+            h.store_contents(db)  # opens, and is coherent, after every kill
     assert kills >= 10  # most runs really were killed mid-way
     # orphaned workers notice their supervisor is gone and leave
-    deadline = time.monotonic() + 10
-    while engine_processes(str(db)) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert not engine_processes(str(db))
-    assert shm_entries() <= before
-    rc = subprocess.run([str(BIN / "engine-run"), str(lib), "--db", str(db), "--cores", "2",
-                         "--jsonl", "-q"], capture_output=True, timeout=300, check=False)
-    assert rc.returncode == 0, rc.stderr.decode()
-    recs = [json.loads(line) for line in rc.stdout.decode().splitlines()]
-    assert sorted(r["path"] for r in recs) == sorted(str(p) for p in lib.iterdir())
-    fps, fails = store_contents(db)
-    assert len(fps) == n and not fails  # every track exactly once
-    with st.Store.open(st.StoreConfig(db), readonly=True) as s:
-        assert s.stats()["tracks"] == n
+    assert not h.wait_for_no_engine_processes(str(db))
+    assert h.shm_entries() <= before
+    run = h.engine_run(str(lib), "--db", str(db), "--cores", "2", "--jsonl", "-q", timeout=300)
+    assert run.rc == 0, run.stderr
+    assert sorted(r["path"] for r in run.records) == sorted(str(p) for p in lib.iterdir())
+    contents = h.store_contents(db)
+    assert len(contents.fingerprints) == n and not contents.failures  # every track exactly once
+    assert contents.stats["tracks"] == n
 
 
 # --- storage faults -------------------------------------------------------------------------
@@ -267,16 +207,15 @@ def test_full_disk_is_a_clear_error_and_committed_data_stays_intact(tmp_path, ti
         for i in range(1000):
             os.link(src, lib / f"d{d}" / f"t{i:04d}.wav")
     db = tiny_disk / "db"
-    before = shm_entries()
-    proc = subprocess.run([str(BIN / "engine-run"), str(lib), "--db", str(db), "--cores", "2",
-                           "-q"], capture_output=True, timeout=300, check=False)
-    err = proc.stderr.decode()
-    assert proc.returncode == 3, err
+    before = h.shm_entries()
+    run = h.engine_run(str(lib), "--db", str(db), "--cores", "2", "-q", timeout=300)
+    err = run.stderr
+    assert run.rc == 3, err
     assert str(db) in err and ("space" in err.lower() or "full" in err.lower()), err
-    fps, _ = store_contents(db)  # opens, coherent, and holds what was committed
+    fps = h.store_contents(db).fingerprints  # opens, coherent, and holds what was committed
     assert 0 < len(fps) < 6000
-    assert shm_entries() <= before
-    assert not engine_processes(str(db))
+    assert h.shm_entries() <= before
+    assert not h.engine_processes(str(db))
 
 
 def _delete_then_continue(job):
@@ -287,15 +226,13 @@ def _delete_then_continue(job):
 
 def test_file_deleted_after_the_scan_is_a_failure_naming_it(tmp_path):
     lib = tmp_path / "lib"
-    write_tracks(lib, ["a.wav", "vanish.wav", "z.wav"])
+    h.write_tracks(lib, ["a.wav", "vanish.wav", "z.wav"])
     cfg = RunConfig(db=str(tmp_path / "db"), cores=2, quiet=True,
                     worker_hook=_delete_then_continue)
     stats = Supervisor(cfg).run([str(lib)])
     assert stats.ok == 2 and stats.failed == 1
-    _, fails = store_contents(tmp_path / "db")
-    with st.Store.open(st.StoreConfig(tmp_path / "db"), readonly=True) as s:
-        (f,) = list(s.iter_failures())
-    assert f.kind == "decode" and "vanish.wav" in f.message and fails
+    (f,) = h.store_contents(tmp_path / "db").failures.values()
+    assert f.kind == "decode" and "vanish.wav" in f.message
 
 
 def _rewrite_then_continue(job):
@@ -309,11 +246,10 @@ def test_file_rewritten_while_decoded_is_recomputed_on_the_next_run(tmp_path):
     """The worker decodes whatever the file holds then; the catalog keeps the scan's size and
     mtime, so the next run sees the change and recomputes exactly that track."""
     lib = tmp_path / "lib"
-    write_tracks(lib, ["a.wav", "rewritten.wav", "z.wav"])
+    h.write_tracks(lib, ["a.wav", "rewritten.wav", "z.wav"])
     cfg = RunConfig(db=str(tmp_path / "db"), cores=2, quiet=True,
                     worker_hook=_rewrite_then_continue)
     assert Supervisor(cfg).run([str(lib)]).ok == 3
     again = Supervisor(RunConfig(db=str(tmp_path / "db"), cores=2, quiet=True)).run([str(lib)])
     assert again.ok == 1 and again.cached == 2
-    fps, _ = store_contents(tmp_path / "db")
-    assert len(fps) == 3
+    assert len(h.store_contents(tmp_path / "db").fingerprints) == 3
