@@ -24,21 +24,19 @@ Measured in one run, medians of the repeats:
 
 from __future__ import annotations
 
-import argparse
-import logging
 import os
-import shutil
-import statistics
-import subprocess
 import sys
+
+# bench/common.py first: importing it sets one thread per numeric library, before numpy loads.
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import common  # noqa: I001
+
+import logging
 import tempfile
 import time
 from pathlib import Path
 
 import soundfile as sf
-
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import kernel_speed
 
 
 def _identity(x: int) -> int:
@@ -46,13 +44,29 @@ def _identity(x: int) -> int:
 
 
 def overhead(workers: int, tasks: int, window: int) -> dict[str, float]:
-    """Trivial tasks through a bounded as_completed window on a fresh LocalCluster."""
+    """Trivial tasks through a bounded as_completed window on a fresh LocalCluster.
+
+    Parameters
+    ----------
+    workers : int
+        Single-threaded worker processes.
+    tasks : int
+        Tasks submitted in all.
+    window : int
+        Tasks in flight at once (the engine uses 2 x worker threads).
+
+    Returns
+    -------
+    dict
+        Seconds of ``start_s`` (cluster and client), ``warmup_plugin_s``, ``close_s``;
+        ``ms_per_task``, ``tasks_per_s`` and the ``window``.
+    """
     import dask
     from distributed import Client, LocalCluster, as_completed
 
-    from engine.dask_backend import _DASK_SETTINGS, _worker_plugin_class
+    from engine.run.backends.dask import DASK_SETTINGS, worker_plugin_class
 
-    with dask.config.set(_DASK_SETTINGS):
+    with dask.config.set(DASK_SETTINGS):
         t0 = time.perf_counter()
         cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
                                dashboard_address=None, host="127.0.0.1",
@@ -60,7 +74,7 @@ def overhead(workers: int, tasks: int, window: int) -> dict[str, float]:
                                scheduler_kwargs={"dashboard_address": "127.0.0.1:0"})
         client = Client(cluster)
         t1 = time.perf_counter()
-        client.register_plugin(_worker_plugin_class()())
+        client.register_plugin(worker_plugin_class()())
         t2 = time.perf_counter()
         ac = as_completed(with_results=True, raise_errors=False)
         it = iter(range(tasks))
@@ -85,23 +99,15 @@ def overhead(workers: int, tasks: int, window: int) -> dict[str, float]:
 
 
 def engine_wall(corpus: Path, workers: int, backend: str, workdir: Path) -> float:
-    db = workdir / f"db-{backend}"
-    shutil.rmtree(db, ignore_errors=True)
-    exe = Path(sys.executable).parent / "engine-run"
-    cmd = [str(exe), "--cores", str(workers), "--db", str(db), "-q", str(corpus)]
-    if backend == "dask":
-        cmd[1:1] = ["--backend", "dask"]
-    t0 = time.perf_counter()
-    proc = subprocess.run(cmd, check=False, timeout=3600, capture_output=True, text=True)
-    wall = time.perf_counter() - t0
-    if proc.returncode not in (0, 1):
-        raise RuntimeError(f"{' '.join(cmd)} exited {proc.returncode}: {proc.stderr}")
-    shutil.rmtree(db, ignore_errors=True)
-    return wall
+    """Wall time of ``engine-run [--backend dask] --cores W -q CORPUS`` into a fresh store."""
+    extra = ["--backend", "dask"] if backend == "dask" else []
+    return common.time_engine_run(corpus=corpus, cores=workers, db=workdir / f"db-{backend}",
+                                  extra=extra)
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    """Run the Dask bench from the command line; returns the exit status (2: no audio)."""
+    ap = common.parser(script=__file__, description=__doc__.splitlines()[0])
     ap.add_argument("corpus", type=Path)
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--repeats", type=int, default=3)
@@ -109,9 +115,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--wide-window", type=int, default=64,
                     help="a second window, wide enough that the scheduler's and the client's "
                          "CPU, not the round trip, limits the rate [%(default)s]")
-    ap.add_argument("-o", "--output", type=Path)
     args = ap.parse_args(argv)
-    files = kernel_speed.find_audio(root=args.corpus)
+    files = common.find_audio(root=args.corpus)
     if not files:
         print(f"no audio files under {args.corpus}", file=sys.stderr)
         return 2
@@ -131,11 +136,11 @@ def main(argv: list[str] | None = None) -> int:
                 walls[backend].append(engine_wall(args.corpus, args.workers, backend, Path(tmp)))
             print(f"repeat {r + 1}: {over[-1]['ms_per_task']:.2f} ms/task, local "
                   f"{walls['local'][-1]:.1f} s, dask {walls['dask'][-1]:.1f} s", file=sys.stderr)
-    med = {k: statistics.median(o[k] for o in over) for k in over[0]}
-    med_wide = {k: statistics.median(o[k] for o in wide) for k in wide[0]}
+    med = common.median_by_key(over)
+    med_wide = common.median_by_key(wide)
     rows = {}
     for backend, w in walls.items():
-        wall = statistics.median(w)
+        wall = common.median(w)
         rows[backend] = {"wall_s": wall, "walls_s": w, "tracks_per_s": len(files) / wall,
                          "x_realtime": audio / wall,
                          "x_realtime_per_worker": audio / wall / args.workers}
@@ -149,7 +154,7 @@ def main(argv: list[str] | None = None) -> int:
                          "estimate_h": max(work_h, sched_h)})
     result = {
         "date": time.strftime("%Y-%m-%d"),
-        "machine": kernel_speed.machine_info(kernels=kernels),
+        "machine": common.machine_info(kernels=kernels),
         "corpus": {"path": str(args.corpus), "files": len(files), "audio_s": audio,
                    "mean_track_s": mean_track_s},
         "workers": args.workers,
@@ -166,8 +171,7 @@ def main(argv: list[str] | None = None) -> int:
                f"{med['warmup_plugin_s']:.2f} s; dask {rows['dask']['x_realtime']:.0f}x "
                f"realtime ({per_worker:.0f}x per worker) = {result['dask_over_local']:.2f} of "
                f"local {rows['local']['x_realtime']:.0f}x")
-    kernel_speed.write_report(report=kernel_speed._clean(result), output=args.output,
-                              summary=summary)
+    common.write_report(report=result, output=args.output, summary=summary)
     return 0
 
 

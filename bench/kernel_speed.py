@@ -5,7 +5,7 @@ For every audio file of a folder (recursive), or of a synthetic corpus, this mea
 
 - decode-only: ``soundfile.SoundFile(path).read(out=block)`` into one preallocated float32 buffer
   of ``--block-frames`` frames, nothing else;
-- end to end: ``kernels.fingerprint_file(path, block_frames=...)``;
+- end to end: ``fingerprint_file(path, block_frames=...)``;
 - per stage: ``kernels.Analyzer(sr, channels, profile=True)`` fed the decoded blocks, then
   ``finish()`` and ``analyzer.stage_seconds``;
 
@@ -28,254 +28,32 @@ bench/README.md explains each figure.
 from __future__ import annotations
 
 import os
+import sys
 
-# One core, one thread. The engine runs one analyzer process per core, so the figure that matters
-# is what a single thread achieves; a BLAS/OpenMP/Numba/FFTW thread pool would borrow the other
-# core, inflate the result and make it depend on the machine's load. These must be set before
-# numpy, numba or pyfftw is first imported (their pools read them once, at import), and they are
-# inherited by the subprocesses below.
-SINGLE_THREAD_ENV: dict[str, str] = {
-    "NUMBA_NUM_THREADS": "1",
-    "OMP_NUM_THREADS": "1",
-    "OPENBLAS_NUM_THREADS": "1",
-    "MKL_NUM_THREADS": "1",
-    "PYFFTW_NUM_THREADS": "1",
-    "VECLIB_MAXIMUM_THREADS": "1",
-}
-os.environ.update(SINGLE_THREAD_ENV)
+# bench/common.py first: importing it sets one thread per numeric library, before numpy loads.
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import common  # noqa: I001
 
-import argparse  # noqa: E402
-import datetime  # noqa: E402
-import gc  # noqa: E402
-import hashlib  # noqa: E402
-import json  # noqa: E402
-import math  # noqa: E402
-import platform  # noqa: E402
-import resource  # noqa: E402
-import statistics  # noqa: E402
-import subprocess  # noqa: E402
-import sys  # noqa: E402
-import tempfile  # noqa: E402
-import threading  # noqa: E402
-import time  # noqa: E402
-from collections.abc import Iterator  # noqa: E402
-from pathlib import Path  # noqa: E402
-from typing import Any  # noqa: E402
+import argparse
+import gc
+import json
+import resource
+import subprocess
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
-import numpy as np  # noqa: E402
-import psutil  # noqa: E402
-import soundfile as sf  # noqa: E402
+import numpy as np
+import psutil
+import soundfile as sf
 
-#: File extensions taken as audio when a folder is scanned.
-AUDIO_EXTENSIONS = frozenset(
-    {".flac", ".ogg", ".oga", ".opus", ".mp3", ".wav", ".aif", ".aiff", ".w64", ".caf"}
-)
+from engine.decode import DEFAULT_BLOCK_FRAMES, fingerprint_file
 
-#: Bars per section of the synthetic music, the gain of each of the 4 sections of a cycle, and
-#: which section of the cycle is a breakdown (no kick or snare).
-SECTION_BARS = 8
-SECTION_GAINS = (0.55, 1.0, 0.75, 0.9)
-BREAKDOWN_SECTION = 2
-
-MB = 1024.0 * 1024.0
-
-
-# --------------------------------------------------------------------------------------------
-# Synthetic music
-# --------------------------------------------------------------------------------------------
-
-
-def _bar_library(*, sample_rate: int, seed: int) -> tuple[list[tuple[np.ndarray, np.ndarray]], int]:
-    """Render the bars a synthetic track is assembled from.
-
-    A track is a loop of four chords (I V vi IV) in a random key at a random tempo (84-156 BPM):
-    kick on every beat, snare on beats 2 and 4, high-passed noise hats on eighths, a bass line,
-    a three-voice pad with harmonics, and a plucked melody with vibrato, spread in stereo.
-
-    Parameters
-    ----------
-    sample_rate : int
-        Sample rate in Hz.
-    seed : int
-        Picks tempo, key, melody and noise; the same seed gives the same samples.
-
-    Returns
-    -------
-    bars : list of (ndarray, ndarray)
-        For each of the 4 chords, the full bar and the breakdown bar, float32 (bar_len, 2).
-    bar_len : int
-        Frames per bar.
-    """
-    rng = np.random.default_rng(seed)
-    bpm = float(rng.uniform(84.0, 156.0))
-    bar_len = round(4 * 60.0 / bpm * sample_rate)
-    beat_len = bar_len / 4.0
-    root = 55.0 * 2.0 ** (int(rng.integers(0, 12)) / 12.0)
-    idx = np.arange(bar_len, dtype=np.float64)
-    t = idx / sample_rate
-    beat_idx = np.minimum((idx / beat_len).astype(np.int64), 3)
-    ph = t - beat_idx * beat_len / sample_rate  # seconds since the beat
-    half_idx = (idx / (beat_len / 2.0)).astype(np.int64)
-    hph = t - half_idx * (beat_len / 2.0) / sample_rate  # seconds since the eighth
-    beat_s = beat_len / sample_rate
-    bar_s = bar_len / sample_rate
-    attack = 1.0 - np.exp(-ph / 0.004)
-    release = np.clip((beat_s - ph) / 0.01, 0.0, 1.0)
-    two_pi = 2.0 * np.pi
-
-    kick = np.sin(two_pi * (50.0 * ph + 3.0 * (1.0 - np.exp(-ph / 0.03)))) * np.exp(-ph / 0.16)
-    snare_on = (beat_idx % 2 == 1).astype(np.float64)
-    snare = snare_on * (
-        0.6 * rng.standard_normal(bar_len) * np.exp(-ph / 0.08)
-        + 0.4 * np.sin(two_pi * 190.0 * ph) * np.exp(-ph / 0.05)
-    )
-    hats = np.diff(rng.standard_normal(bar_len + 1)) * np.exp(-hph / 0.02)
-    drums = np.stack([0.9 * kick + 0.45 * snare + 0.05 * hats,
-                      0.9 * kick + 0.40 * snare + 0.09 * hats], axis=1)
-    hats_only = np.stack([0.05 * hats, 0.09 * hats], axis=1)
-
-    bar_env = (1.0 - np.exp(-t / 0.05)) * np.clip((bar_s - t) / 0.02, 0.0, 1.0)
-    bar_env *= 0.8 + 0.2 * np.cos(two_pi * t / bar_s)
-    vibrato = (0.006 / 5.5) * (1.0 - np.cos(two_pi * 5.5 * t))  # phase of a 5.5 Hz, 0.6 % vibrato
-    scale = np.array([0, 2, 4, 5, 7, 9, 11, 12])
-    bars: list[tuple[np.ndarray, np.ndarray]] = []
-    raw: list[tuple[np.ndarray, np.ndarray]] = []
-    for chord_root, third in ((0, 4), (7, 4), (9, 3), (5, 4)):
-        f_bass = root * 2.0 ** (chord_root / 12.0)
-        bass = sum(np.sin(two_pi * h * f_bass * t) / h for h in (1, 2, 3, 4))
-        bass = bass * (0.35 + 0.65 * np.exp(-ph / 0.2)) * attack * release
-        pad = np.zeros((bar_len, 2))
-        for voice, interval in enumerate((0, third, 7)):
-            f = 4.0 * root * 2.0 ** ((chord_root + interval) / 12.0)
-            tone = sum(np.sin(two_pi * h * f * t + voice) / h**1.5 for h in (1, 2, 3, 4))
-            pan = (0.3, 0.5, 0.7)[voice]
-            pad[:, 0] += (1.0 - pan) * tone
-            pad[:, 1] += pan * tone
-        pad *= 0.18 * bar_env[:, None]
-        notes = scale[rng.integers(0, len(scale), 4)]
-        f_mel = 8.0 * root * 2.0 ** ((chord_root + notes[beat_idx]) / 12.0)
-        mel_phase = two_pi * f_mel * (t + vibrato)
-        mel = sum(np.sin(h * mel_phase) / h**2 for h in (1, 2, 3))
-        mel = mel * attack * np.exp(-ph / 0.35) * release * 0.3
-        tonal = pad + np.stack([0.5 * bass + 0.4 * mel, 0.5 * bass + 0.6 * mel], axis=1)
-        raw.append((tonal + drums, tonal + hats_only))
-    peak = max(float(np.max(np.abs(b))) for pair in raw for b in pair)
-    for full, breakdown in raw:
-        bars.append(((full * (0.89 / peak)).astype(np.float32),
-                     (breakdown * (0.89 / peak)).astype(np.float32)))
-    return bars, bar_len
-
-
-def music_blocks(
-    *, seconds: float, sample_rate: int = 44100, channels: int = 2, block_frames: int = 65536,
-    seed: int = 0,
-) -> Iterator[np.ndarray]:
-    """Yield a synthetic music-like track block by block, never holding it whole.
-
-    Sections of 8 bars cycle through 4 gains (quiet, loud, breakdown without drums, medium) so
-    loudness, dynamics and rhythm vary over the track; the last second fades out. Memory is a few
-    rendered bars plus one block, whatever the length.
-
-    Parameters
-    ----------
-    seconds : float
-        Track length in seconds (at least one frame is produced).
-    sample_rate : int
-        Sample rate in Hz.
-    channels : int
-        1 (mean of the stereo mix) or 2.
-    block_frames : int
-        Frames per yielded block (the last block may be shorter).
-    seed : int
-        Chooses tempo, key, melody and noise.
-
-    Yields
-    ------
-    ndarray
-        float32 C-contiguous (frames, channels). The buffer is reused: consume it (or copy it)
-        before asking for the next block.
-    """
-    if channels not in (1, 2):
-        raise ValueError(f"channels must be 1 or 2 for synthetic music, got {channels}")
-    bars, bar_len = _bar_library(sample_rate=sample_rate, seed=seed)
-    total = max(1, round(seconds * sample_rate))
-    fade_start = max(0, total - sample_rate)
-    # the fade-out gains, computed once: no allocation while blocks are produced
-    fade = ((total - np.arange(fade_start, total)) / float(total - fade_start)).astype(np.float32)
-    stereo = np.empty((block_frames, 2), dtype=np.float32)
-    mono = np.empty((block_frames, 1), dtype=np.float32)
-    pos = 0
-    while pos < total:
-        n = min(block_frames, total - pos)
-        filled = 0
-        while filled < n:
-            bar, off = divmod(pos + filled, bar_len)
-            take = min(bar_len - off, n - filled)
-            section = (bar // SECTION_BARS) % len(SECTION_GAINS)
-            source = bars[bar % len(bars)][1 if section == BREAKDOWN_SECTION else 0]
-            np.multiply(source[off:off + take], np.float32(SECTION_GAINS[section]),
-                        out=stereo[filled:filled + take])
-            filled += take
-        if pos + n > fade_start:
-            first = max(fade_start, pos)
-            stereo[first - pos:n] *= fade[first - fade_start:pos + n - fade_start, None]
-        if channels == 2:
-            yield stereo[:n]
-        else:
-            np.mean(stereo[:n], axis=1, keepdims=True, out=mono[:n])
-            yield mono[:n]
-        pos += n
-
-
-def to_pcm16(block: np.ndarray) -> np.ndarray:
-    """Quantise float samples to int16 (x * 32768, rounded, clipped), as a FLAC file stores them.
-
-    Parameters
-    ----------
-    block : ndarray
-        Float samples, nominal range [-1, 1).
-
-    Returns
-    -------
-    ndarray
-        int16 array of the same shape.
-    """
-    return np.clip(np.rint(block * 32768.0), -32768, 32767).astype(np.int16)
-
-
-def write_synthetic_corpus(
-    *, directory: Path, count: int, seconds: float, sample_rate: int, block_frames: int,
-) -> list[Path]:
-    """Write ``count`` synthetic tracks as 16-bit stereo FLAC files.
-
-    Parameters
-    ----------
-    directory : Path
-        Existing folder to write into.
-    count : int
-        Number of tracks; track ``i`` uses seed ``i``.
-    seconds : float
-        Length of each track.
-    sample_rate : int
-        Sample rate in Hz.
-    block_frames : int
-        Frames generated and written at a time.
-
-    Returns
-    -------
-    list of Path
-        The files written, in order.
-    """
-    paths = []
-    for i in range(count):
-        path = directory / f"synthetic-{i:03d}.flac"
-        with sf.SoundFile(path, "w", samplerate=sample_rate, channels=2, format="FLAC",
-                          subtype="PCM_16") as out:
-            for block in music_blocks(seconds=seconds, sample_rate=sample_rate, channels=2,
-                                      block_frames=block_frames, seed=i):
-                out.write(to_pcm16(block))
-        paths.append(path)
-    return paths
+#: The times of the profiled pass, in seconds (:func:`profiled`).
+PROFILE_KEYS = ("wall_s", "decode_s", "setup_s", "feed_s", "finish_s")
 
 
 # --------------------------------------------------------------------------------------------
@@ -283,30 +61,12 @@ def write_synthetic_corpus(
 # --------------------------------------------------------------------------------------------
 
 
-def find_audio(*, root: Path) -> list[Path]:
-    """List the audio files under a folder, recursively, sorted.
-
-    Parameters
-    ----------
-    root : Path
-        Folder to scan.
-
-    Returns
-    -------
-    list of Path
-        Files whose extension is in ``AUDIO_EXTENSIONS``.
-    """
-    return sorted(
-        p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in AUDIO_EXTENSIONS
-    )
-
-
 def convert_to_flac(*, source: Path, dest: Path, block_frames: int, log: bool) -> dict[str, Any]:
     """Decode every audio file under ``source`` and write it as 16-bit FLAC under ``dest``.
 
     Relative names are kept, with the extension replaced by ``.flac``. Samples are quantised by
-    :func:`to_pcm16` (decoded lossy audio may exceed full scale: those samples are clipped and
-    counted). ``dest/manifest.tsv`` gets the columns of the shared corpus script's manifest plus
+    :func:`common.to_pcm16` (decoded lossy audio may exceed full scale: those samples are clipped
+    and counted). ``dest/manifest.tsv`` gets the columns of the shared corpus script's manifest plus
     ``source`` and ``clipped``.
 
     Parameters
@@ -325,7 +85,7 @@ def convert_to_flac(*, source: Path, dest: Path, block_frames: int, log: bool) -
     dict
         Totals: files, seconds, bytes, clipped samples.
     """
-    files = find_audio(root=source)
+    files = common.find_audio(root=source)
     if not files:
         raise SystemExit(f"--to-flac: no audio files under {source}")
     dest.mkdir(parents=True, exist_ok=True)
@@ -348,7 +108,7 @@ def convert_to_flac(*, source: Path, dest: Path, block_frames: int, log: bool) -
                     got = f.read(out=buf)
                     if len(got):
                         clipped += int(np.count_nonzero((got >= 1.0) | (got < -1.0)))
-                        out.write(to_pcm16(got))
+                        out.write(common.to_pcm16(got))
                         frames += len(got)
                     if len(got) < block_frames:
                         break
@@ -377,42 +137,11 @@ def convert_to_flac(*, source: Path, dest: Path, block_frames: int, log: bool) -
 # --------------------------------------------------------------------------------------------
 
 
-def decode_only(*, path: Path, buffer: np.ndarray) -> tuple[float, int]:
-    """Time decoding one file into a preallocated float32 buffer and nothing else.
+def end_to_end(*, path: Path, block_frames: int) -> tuple[float, np.ndarray]:
+    """Time ``engine.decode.fingerprint_file`` on one file.
 
     Parameters
     ----------
-    path : Path
-        Audio file.
-    buffer : ndarray
-        float32 (block_frames, channels) buffer matching the file's channel count.
-
-    Returns
-    -------
-    seconds : float
-        Wall time, opening the file included.
-    frames : int
-        Frames decoded.
-    """
-    block = len(buffer)
-    frames = 0
-    t0 = time.perf_counter()
-    with sf.SoundFile(path) as f:
-        while True:
-            got = f.read(out=buffer)
-            frames += len(got)
-            if len(got) < block:
-                break
-    return time.perf_counter() - t0, frames
-
-
-def end_to_end(*, kernels: Any, path: Path, block_frames: int) -> tuple[float, np.ndarray]:
-    """Time ``kernels.fingerprint_file`` on one file.
-
-    Parameters
-    ----------
-    kernels : module
-        The imported ``kernels`` package.
     path : Path
         Audio file.
     block_frames : int
@@ -426,7 +155,7 @@ def end_to_end(*, kernels: Any, path: Path, block_frames: int) -> tuple[float, n
         The fingerprint as float64[25].
     """
     t0 = time.perf_counter()
-    fp = kernels.fingerprint_file(path, block_frames=block_frames)
+    fp = fingerprint_file(path, block_frames=block_frames)
     seconds = time.perf_counter() - t0
     return seconds, np.asarray(fp.as_array(), dtype=np.float64)
 
@@ -488,10 +217,6 @@ def profiled(*, kernels: Any, path: Path, buffer: np.ndarray) -> tuple[dict[str,
 # --------------------------------------------------------------------------------------------
 
 
-def _median(values: list[float]) -> float:
-    return float(statistics.median(values)) if values else 0.0
-
-
 def _format_of(path: Path) -> str:
     return path.suffix.lower().lstrip(".") or "?"
 
@@ -502,8 +227,8 @@ def _prime(*, kernels: Any, configs: set[tuple[int, int]], block_frames: int) ->
     for sr, ch in sorted(configs):
         analyzer = kernels.Analyzer(sr, ch)
         if ch in (1, 2):
-            for block in music_blocks(seconds=3.0, sample_rate=sr, channels=ch,
-                                      block_frames=block_frames):
+            for block in common.music_blocks(seconds=3.0, sample_rate=sr, channels=ch,
+                                             block_frames=block_frames):
                 analyzer.feed(block)
         else:
             rng = np.random.default_rng(0)
@@ -567,7 +292,7 @@ def measure_corpus(
     repeat_load = []
     for rep in range(repeats):
         t_rep = time.perf_counter()
-        cpu0 = _cpu_snapshot()
+        cpu0 = common.cpu_snapshot()
         for path, row in ok:
             if "error" in row:
                 continue
@@ -575,11 +300,11 @@ def measure_corpus(
             buf = buffers[row["channels"]]
             try:
                 if rep % 2 == 0:
-                    dec_s, frames = decode_only(path=path, buffer=buf)
-                    e2e_s, values = end_to_end(kernels=kernels, path=path, block_frames=block)
+                    dec_s, frames = common.decode_only(path=path, buffer=buf)
+                    e2e_s, values = end_to_end(path=path, block_frames=block)
                 else:
-                    e2e_s, values = end_to_end(kernels=kernels, path=path, block_frames=block)
-                    dec_s, frames = decode_only(path=path, buffer=buf)
+                    e2e_s, values = end_to_end(path=path, block_frames=block)
+                    dec_s, frames = common.decode_only(path=path, buffer=buf)
                 prof, prof_values = profiled(kernels=kernels, path=path, buffer=buf)
             except Exception as exc:
                 row["error"] = f"{type(exc).__name__}: {exc}"
@@ -590,7 +315,8 @@ def measure_corpus(
             run["e2e"].append(e2e_s)
             run["profile"].append(prof)
             run["fp"].append((values, prof_values))
-        load = _other_cpu(start=cpu0, end=_cpu_snapshot(), wall_s=time.perf_counter() - t_rep)
+        load = common.other_cpu(start=cpu0, end=common.cpu_snapshot(),
+                                wall_s=time.perf_counter() - t_rep)
         repeat_load.append(load)
         if log:
             print(f"  repeat {rep + 1}/{repeats}: {load['wall_s']:.1f} s, other processes "
@@ -603,8 +329,8 @@ def measure_corpus(
             tracks.append(row)
             continue
         seconds = row["frames"] / row["samplerate"]
-        dec = _median(run["decode"])
-        e2e = _median(run["e2e"])
+        dec = common.median(run["decode"])
+        e2e = common.median(run["e2e"])
         profs = run["profile"]
         stage_names = sorted({k for p in profs for k in p["stages"]})
         first = run["fp"][0][0]
@@ -620,9 +346,8 @@ def measure_corpus(
             decode_runs_s=run["decode"],
             e2e_runs_s=run["e2e"],
             profile={
-                **{k: _median([p[k] for p in profs])
-                   for k in ("wall_s", "decode_s", "setup_s", "feed_s", "finish_s")},
-                "stages": {k: _median([p["stages"].get(k, 0.0) for p in profs])
+                **common.median_by_key([{k: p[k] for k in PROFILE_KEYS} for p in profs]),
+                "stages": {k: common.median([p["stages"].get(k, 0.0) for p in profs])
                            for k in stage_names},
             },
             fingerprint=[float(v) for v in first],
@@ -665,8 +390,7 @@ def _aggregate(
     for r in per_repeat:
         r["ratio"] = r["decode_s"] / r["e2e_s"] if r["e2e_s"] > 0 else None
     ratios = [t["ratio"] for t in rows if t["ratio"] is not None]
-    prof_keys = ("wall_s", "decode_s", "setup_s", "feed_s", "finish_s")
-    prof = {k: sum(t["profile"][k] for t in rows) for k in prof_keys}
+    prof = {k: sum(t["profile"][k] for t in rows) for k in PROFILE_KEYS}
     stage_names = sorted({k for t in rows for k in t["profile"]["stages"]})
     stage_sum = {k: sum(t["profile"]["stages"].get(k, 0.0) for t in rows) for k in stage_names}
     stage_total = sum(stage_sum.values())
@@ -681,7 +405,7 @@ def _aggregate(
         "decode_xrt": audio / dec if dec > 0 else None,
         "e2e_xrt": audio / e2e if e2e > 0 else None,
         "analysis_added_s": e2e - dec,
-        "track_ratio": {"median": _median(ratios), "min": min(ratios), "max": max(ratios)},
+        "track_ratio": common.spread(ratios),
         "per_repeat": per_repeat,
         "profile": {
             **prof,
@@ -707,12 +431,13 @@ t0 = time.time()
 import json, sys
 import numpy as np
 import kernels
+from engine.decode import fingerprint_file
 t1 = time.time()
 kernels.warmup()
 t2 = time.time()
-v = kernels.fingerprint_file(sys.argv[1]).as_array()
+v = fingerprint_file(sys.argv[1]).as_array()
 t3 = time.time()
-kernels.fingerprint_file(sys.argv[1])
+fingerprint_file(sys.argv[1])
 t4 = time.time()
 print(json.dumps({"t0": t0, "t1": t1, "t2": t2, "t3": t3, "t4": t4,
                   "finite": bool(np.all(np.isfinite(v)))}))
@@ -722,7 +447,7 @@ print(json.dumps({"t0": t0, "t1": t1, "t2": t2, "t3": t3, "t4": t4,
 def _child_env(*, kernels: Any, extra: dict[str, str] | None = None) -> dict[str, str]:
     """Environment for a child: ours, single-threaded, with the measured kernels package first."""
     env = dict(os.environ)
-    env.update(SINGLE_THREAD_ENV)
+    env.update(common.SINGLE_THREAD_ENV)
     kernels_root = str(Path(kernels.__file__).resolve().parent.parent)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (kernels_root, env.get("PYTHONPATH")) if p)
     env.update(extra or {})
@@ -766,8 +491,8 @@ def start_time(*, kernels: Any, repeats: int, cold: bool, workdir: Path) -> dict
     sample = workdir / "start-10s.flac"
     with sf.SoundFile(sample, "w", samplerate=44100, channels=2, format="FLAC",
                       subtype="PCM_16") as out:
-        for block in music_blocks(seconds=10.0, sample_rate=44100, channels=2, seed=7):
-            out.write(to_pcm16(block))
+        for block in common.music_blocks(seconds=10.0, sample_rate=44100, channels=2, seed=7):
+            out.write(common.to_pcm16(block))
     argv = [sys.executable, "-c", START_CODE, str(sample)]
 
     def one(env: dict[str, str]) -> dict[str, float]:
@@ -785,7 +510,7 @@ def start_time(*, kernels: Any, repeats: int, cold: bool, workdir: Path) -> dict
         }
 
     def summary(runs: list[dict[str, float]]) -> dict[str, Any]:
-        return {**{k: _median([r[k] for r in runs]) for k in runs[0]}, "runs": runs}
+        return {**common.median_by_key(runs), "runs": runs}
 
     result: dict[str, Any] = {"file_seconds": 10.0}
     env = _child_env(kernels=kernels)
@@ -831,8 +556,8 @@ def memory_child(*, seconds: float, block_frames: int) -> dict[str, Any]:
     import_warmup_s = time.perf_counter() - t0
     rss_after_warmup = proc.memory_info().rss
     sr, ch = 44100, 2
-    blocks = music_blocks(seconds=seconds, sample_rate=sr, channels=ch, block_frames=block_frames,
-                          seed=11)
+    blocks = common.music_blocks(seconds=seconds, sample_rate=sr, channels=ch,
+                                 block_frames=block_frames, seed=11)
     first = next(blocks)  # the generator's own buffers now exist: they are not the analyzer's
     gc.collect()
     # Hand the heap the generator's rendering freed back to the OS: otherwise the analyzer's
@@ -862,7 +587,7 @@ def memory_child(*, seconds: float, block_frames: int) -> dict[str, Any]:
         rss = proc.memory_info().rss
         peak[0] = max(peak[0], rss)
         while marks and fed >= marks[0]:
-            checkpoints.append({"audio_s": marks.pop(0) / sr, "rss_mb": rss / MB})
+            checkpoints.append({"audio_s": marks.pop(0) / sr, "rss_mb": rss / common.MB})
     values = analyzer.finish().as_array()
     elapsed = time.perf_counter() - t0
     stop.set()
@@ -880,16 +605,16 @@ def memory_child(*, seconds: float, block_frames: int) -> dict[str, Any]:
         "channels": ch,
         "block_frames": block_frames,
         "import_warmup_s": import_warmup_s,
-        "rss_after_import_warmup_mb": rss_after_warmup / MB,
-        "baseline_rss_mb": base / MB,
-        "peak_rss_mb": peak[0] / MB,
-        "added_mb": (peak[0] - base) / MB,
-        "constructed_mb": (rss_constructed - base) / MB,
+        "rss_after_import_warmup_mb": rss_after_warmup / common.MB,
+        "baseline_rss_mb": base / common.MB,
+        "peak_rss_mb": peak[0] / common.MB,
+        "added_mb": (peak[0] - base) / common.MB,
+        "constructed_mb": (rss_constructed - base) / common.MB,
         "malloc_trim": trimmed,
-        "rss_after_finish_mb": rss_end / MB,
-        "rss_after_release_mb": proc.memory_info().rss / MB,
-        "ru_maxrss_before_mb": ru_before / MB,
-        "ru_maxrss_after_mb": ru_after / MB,
+        "rss_after_finish_mb": rss_end / common.MB,
+        "rss_after_release_mb": proc.memory_info().rss / common.MB,
+        "ru_maxrss_before_mb": ru_before / common.MB,
+        "ru_maxrss_after_mb": ru_after / common.MB,
         "growth_first_to_last_tenth_mb": (checkpoints[-1]["rss_mb"] - checkpoints[0]["rss_mb"]
                                           if checkpoints else None),
         "checkpoints": checkpoints,
@@ -942,107 +667,6 @@ def memory(*, kernels: Any, seconds: float, block_frames: int, workdir: Path) ->
 # --------------------------------------------------------------------------------------------
 # Report
 # --------------------------------------------------------------------------------------------
-
-
-def machine_info(*, kernels: Any) -> dict[str, Any]:
-    """Describe the machine and the software measured.
-
-    Parameters
-    ----------
-    kernels : module
-        The imported ``kernels`` package.
-
-    Returns
-    -------
-    dict
-        CPU model, core counts, memory, Python and library versions, the kernels package's path,
-        fingerprint version, a digest of its sources and the repository's commit (read-only
-        ``git rev-parse``; none before the first commit).
-    """
-    import numba
-    import pyfftw
-
-    cpu = None
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    try:
-        repo = str(Path(__file__).resolve().parent.parent)
-        commit = subprocess.run(["git", "-C", repo, "rev-parse", "HEAD"],
-                                capture_output=True, text=True, check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        commit = None
-    kernels_dir = Path(kernels.__file__).resolve().parent
-    return {
-        "cpu_model": cpu or platform.processor() or None,
-        "cores": os.cpu_count(),
-        "cores_usable": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
-        "memory_gb": psutil.virtual_memory().total / 1e9,
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "numpy": np.__version__,
-        "numba": numba.__version__,
-        "pyfftw": pyfftw.__version__,
-        "soundfile": sf.__version__,
-        "libsndfile": getattr(sf, "__libsndfile_version__", None),
-        "psutil": psutil.__version__,
-        "kernels_path": str(kernels_dir),
-        "kernels_source_sha256": _source_digest(directory=kernels_dir),
-        "fingerprint_version": getattr(kernels, "FINGERPRINT_VERSION", None),
-        "git_commit": commit,
-    }
-
-
-def _cpu_snapshot() -> dict[str, float]:
-    """CPU seconds so far: the whole machine's busy and stolen time, and ours (children too)."""
-    t = psutil.cpu_times()
-    busy = sum(getattr(t, k, 0.0) for k in ("user", "nice", "system", "irq", "softirq"))
-    own = psutil.Process().cpu_times()
-    return {"busy": busy, "steal": getattr(t, "steal", 0.0),
-            "own": own.user + own.system + own.children_user + own.children_system}
-
-
-def _other_cpu(*, start: dict[str, float], end: dict[str, float], wall_s: float) -> dict[str, Any]:
-    """How much of the machine others used between two snapshots: timings are clean when ~0.
-
-    ``other_cpu_s`` is CPU time every other process used meanwhile (machine busy time minus this
-    process's and its children's); on 2 cores the bench uses one, so a value near ``wall_s``
-    means the other core was fully taken (shared caches and memory bandwidth then slow the bench
-    too). ``steal_s`` is time the hypervisor gave to other guests.
-    """
-    other = max(0.0, (end["busy"] - start["busy"]) - (end["own"] - start["own"]))
-    return {
-        "wall_s": wall_s,
-        "other_cpu_s": other,
-        "other_cpu_share_of_wall": other / wall_s if wall_s > 0 else 0.0,
-        "steal_s": end["steal"] - start["steal"],
-    }
-
-
-def _source_digest(*, directory: Path) -> str:
-    """SHA-256 over the names and bytes of a package's ``*.py`` files: which code was measured."""
-    h = hashlib.sha256()
-    for path in sorted(directory.rglob("*.py")):
-        h.update(path.relative_to(directory).as_posix().encode() + b"\0" + path.read_bytes())
-    return h.hexdigest()
-
-
-def _clean(obj: Any) -> Any:
-    """Make a result strictly JSON: non-finite floats become null, numpy scalars plain."""
-    if isinstance(obj, dict):
-        return {str(k): _clean(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [_clean(v) for v in obj]
-    if isinstance(obj, np.generic):
-        obj = obj.item()
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    return obj
 
 
 def _fmt(value: Any, spec: str) -> str:
@@ -1100,11 +724,9 @@ def human_summary(*, report: dict[str, Any]) -> str:
     inter = report.get("interference") or {}
     parts = [(f"repeat {i + 1}", r) for i, r in enumerate(inter.get("repeats", []))]
     parts += [(k, inter[k]) for k in ("start", "memory") if k in inter]
-    busy = [f"{name} {r['other_cpu_share_of_wall']:.0%}" for name, r in parts
-            if r["other_cpu_share_of_wall"] > 0.1 and r["other_cpu_s"] >= 0.5]
-    if busy:
-        lines.append("WARNING: other processes took a share of a core while measuring ("
-                     + ", ".join(busy) + "): those timings are skewed")
+    warning = common.interference_warning(parts)
+    if warning:
+        lines.append(warning)
     if report.get("kernels_source_changed_during_run"):
         lines.append("WARNING: the kernels sources changed during the run: mixed code measured")
     m = report.get("memory")
@@ -1123,11 +745,9 @@ def human_summary(*, report: dict[str, Any]) -> str:
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="bench/kernel_speed.py",
-        description="Benchmark the fingerprint kernels against decode-only time, on one core.",
-        epilog="See bench/README.md for what each figure means.",
-    )
+    p = common.parser(
+        script=__file__, quiet=True,
+        description="Benchmark the fingerprint kernels against decode-only time, on one core.")
     p.add_argument("corpus", nargs="?", type=Path,
                    help="folder of audio files (searched recursively)")
     p.add_argument("--synthetic", type=int, metavar="N",
@@ -1137,11 +757,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--sample-rate", type=int, default=44100,
                    help="sample rate of synthetic tracks (default 44100)")
     p.add_argument("--repeats", type=int, default=3, help="repeats; medians reported (default 3)")
-    p.add_argument("--block-frames", type=int, default=65536,
-                   help="frames per decoded block (default 65536)")
+    p.add_argument("--block-frames", type=int, default=DEFAULT_BLOCK_FRAMES,
+                   help=f"frames per decoded block (default {DEFAULT_BLOCK_FRAMES}, engine-run's)")
     p.add_argument("--limit", type=int, metavar="N", help="measure only the first N files")
-    p.add_argument("-o", "--output", type=Path,
-                   help="write the JSON report here (default: stdout)")
     p.add_argument("--cold", action="store_true",
                    help="also time start-up with an empty Numba cache (each run compiles)")
     p.add_argument("--no-start", action="store_true", help="skip the start-up measurement")
@@ -1151,7 +769,6 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--to-flac", type=Path, metavar="DIR",
                    help="only convert CORPUS to 16-bit FLAC under DIR (same relative names) and "
                         "write DIR/manifest.tsv; no measurement")
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress lines on stderr")
     p.add_argument("--memory-child", action="store_true", help=argparse.SUPPRESS)
     return p
 
@@ -1174,7 +791,7 @@ def main(*, argv: list[str] | None = None) -> int:
     if args.block_frames < 1 or args.repeats < 1:
         parser.error("--block-frames and --repeats must be >= 1")
     if args.memory_child:
-        print(json.dumps(_clean(memory_child(seconds=args.memory_seconds,
+        print(json.dumps(common.jsonable(memory_child(seconds=args.memory_seconds,
                                              block_frames=args.block_frames))))
         return 0
     if args.to_flac is not None:
@@ -1193,8 +810,8 @@ def main(*, argv: list[str] | None = None) -> int:
 
     started = time.perf_counter()
     load_start = os.getloadavg()
-    cpu_start = _cpu_snapshot()
-    source_start = _source_digest(directory=Path(kernels.__file__).resolve().parent)
+    cpu_start = common.cpu_snapshot()
+    source_start = common.source_digest(directory=Path(kernels.__file__).resolve().parent)
     with tempfile.TemporaryDirectory(prefix="kernels-bench-") as tmp:
         workdir = Path(tmp)
         if args.synthetic is not None:
@@ -1203,13 +820,13 @@ def main(*, argv: list[str] | None = None) -> int:
             if log:
                 print(f"# writing {args.synthetic} synthetic tracks of {args.seconds:g} s",
                       file=sys.stderr)
-            files = write_synthetic_corpus(directory=root, count=args.synthetic,
-                                           seconds=args.seconds, sample_rate=args.sample_rate,
-                                           block_frames=args.block_frames)
+            files = common.write_synthetic_corpus(
+                directory=root, count=args.synthetic, seconds=args.seconds,
+                sample_rate=args.sample_rate, block_frames=args.block_frames)
             corpus_path = None
         else:
             root = args.corpus.resolve()
-            files = find_audio(root=root)
+            files = common.find_audio(root=root)
             corpus_path = str(root)
         if args.limit is not None:
             files = files[: args.limit]
@@ -1227,37 +844,34 @@ def main(*, argv: list[str] | None = None) -> int:
         phases: dict[str, Any] = {}
         start = None
         if not args.no_start:
-            t_phase, cpu0 = time.perf_counter(), _cpu_snapshot()
+            t_phase, cpu0 = time.perf_counter(), common.cpu_snapshot()
             if log:
                 print("# start-up time (fresh interpreters)", file=sys.stderr)
             start = start_time(kernels=kernels, repeats=args.repeats, cold=args.cold,
                                workdir=workdir)
-            phases["start"] = _other_cpu(start=cpu0, end=_cpu_snapshot(),
-                                         wall_s=time.perf_counter() - t_phase)
+            phases["start"] = common.other_cpu(start=cpu0, end=common.cpu_snapshot(),
+                                               wall_s=time.perf_counter() - t_phase)
         mem = None
         if not args.no_memory:
-            t_phase, cpu0 = time.perf_counter(), _cpu_snapshot()
+            t_phase, cpu0 = time.perf_counter(), common.cpu_snapshot()
             if log:
                 print(f"# memory ({args.memory_seconds:g} s synthetic track, fresh interpreter)",
                       file=sys.stderr)
             mem = memory(kernels=kernels, seconds=args.memory_seconds,
                          block_frames=args.block_frames, workdir=workdir)
-            phases["memory"] = _other_cpu(start=cpu0, end=_cpu_snapshot(),
-                                          wall_s=time.perf_counter() - t_phase)
+            phases["memory"] = common.other_cpu(start=cpu0, end=common.cpu_snapshot(),
+                                                wall_s=time.perf_counter() - t_phase)
 
     measured = [t for t in results["tracks"] if "seconds" in t]
     formats_count: dict[str, int] = {}
     for t in results["tracks"]:
         formats_count[t["format"]] = formats_count.get(t["format"], 0) + 1
     report = {
-        "schema": "fingerprint-engine/bench-kernels/1",
-        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-        "command": [Path(sys.executable).name, *sys.argv],
-        "machine": machine_info(kernels=kernels),
+        **common.report_head(schema="fingerprint-engine/bench-kernels/1", kernels=kernels),
         "settings": {
             "repeats": args.repeats,
             "block_frames": args.block_frames,
-            "threads_env": SINGLE_THREAD_ENV,
+            "threads_env": common.SINGLE_THREAD_ENV,
             "cold": args.cold,
             "memory_seconds": None if args.no_memory else args.memory_seconds,
             "statistic": "median over repeats per track; groups sum the per-track medians",
@@ -1279,34 +893,19 @@ def main(*, argv: list[str] | None = None) -> int:
         "memory": mem,
         "bench_wall_s": time.perf_counter() - started,
         "interference": {
-            **_other_cpu(start=cpu_start, end=_cpu_snapshot(),
-                         wall_s=time.perf_counter() - started),
+            **common.other_cpu(start=cpu_start, end=common.cpu_snapshot(),
+                               wall_s=time.perf_counter() - started),
             "repeats": results["repeats_interference"],
             **phases,
             "loadavg_start": list(load_start),
             "loadavg_end": list(os.getloadavg()),
         },
         "kernels_source_changed_during_run":
-            source_start != _source_digest(directory=Path(kernels.__file__).resolve().parent),
+            source_start != common.source_digest(directory=Path(kernels.__file__).resolve().parent),
     }
-    report = _clean(report)
-    write_report(report=report, output=args.output, summary=human_summary(report=report))
+    report = common.jsonable(report)
+    common.write_report(report=report, output=args.output, summary=human_summary(report=report))
     return 1 if results["errors"] else 0
-
-
-def write_report(*, report: dict[str, Any], output: Path | None, summary: str) -> None:
-    """The JSON report to ``output`` (stdout for None or "-"), the human summary to stderr."""
-    text = json.dumps(report, indent=1, allow_nan=False)
-    to_file = output is not None and str(output) != "-"
-    if to_file:
-        assert output is not None
-        output.parent.mkdir(parents=True, exist_ok=True)
-        output.write_text(text + "\n")
-    else:
-        sys.stdout.write(text + "\n")
-    print(summary, file=sys.stderr)
-    if to_file:
-        print(f"# report written to {output}", file=sys.stderr)
 
 
 if __name__ == "__main__":

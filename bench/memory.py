@@ -15,10 +15,11 @@ count x mode runs::
     .venv/bin/engine-run LIB --db FRESH --cores N -q [--queue-size 0]
 
 in a subprocess (never through a shell) and samples it with psutil every ``--interval`` s
-(50 ms): the supervisor's RSS and its private resident memory (RSS - shared, i.e. its anonymous
-RSS, psutil's ``rss`` and ``shared``), each worker's USS (the supervisor's children except the
-multiprocessing resource tracker; forked workers share the supervisor's pages, USS is what each
-adds), and the total = supervisor RSS + the sum of the workers' USS.
+(50 ms; ``common.sample_engine_memory``): the supervisor's RSS and its private resident memory
+(RSS - shared, i.e. its anonymous RSS, psutil's ``rss`` and ``shared``), each worker's USS (the
+supervisor's children except the multiprocessing resource tracker; forked workers share the
+supervisor's pages, USS is what each adds), and the total = supervisor RSS + the sum of the
+workers' USS.
 
 Modes: ``bounded`` is the engine's default (a queue of 2 x cores and at most queue + cores
 unanswered jobs); ``unbounded`` is ``--queue-size 0``, the predecessor's failure mode (an
@@ -35,16 +36,20 @@ matplotlib, imported only then).
 
 from __future__ import annotations
 
-import argparse
+import os
+import sys
+
+# bench/common.py first: importing it sets one thread per numeric library, before numpy loads.
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import common  # noqa: I001
+
 import contextlib
 import errno
 import json
-import os
 import platform
 import re
 import shutil
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -54,7 +59,6 @@ import numpy as np
 import psutil
 import soundfile as sf
 
-MB = 2**20
 #: Length of the one synthesised track every library entry links to.
 TRACK_SECONDS = 0.02
 SAMPLE_RATE = 44100
@@ -157,126 +161,6 @@ def build_library(root: Path, n: int, linker: Linker) -> float:
         linker.link(folder / f"t{i:07d}.wav")
     marker.write_text(f"{n}\n")
     return time.monotonic() - t0
-
-
-def _is_worker(proc: psutil.Process, cache: dict[int, bool]) -> bool:
-    """Tell a worker from the multiprocessing resource tracker (cached per pid)."""
-    pid = proc.pid
-    if pid not in cache:
-        try:
-            cache[pid] = "resource_tracker" not in " ".join(proc.cmdline())
-        except psutil.Error:
-            return False
-    return cache[pid]
-
-
-def _vm_hwm_mb(pid: int) -> float | None:
-    """The kernel's RSS high-water mark of ``pid`` (VmHWM), or None when unreadable."""
-    try:
-        with open(f"/proc/{pid}/status", encoding="ascii", errors="replace") as f:
-            for line in f:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) / 1024
-    except OSError:
-        return None
-    return None
-
-
-def sample_run(cmd: list[str], interval: float, stderr_path: Path) -> dict[str, Any]:
-    """Run ``cmd`` (engine-run) and sample its memory every ``interval`` seconds until it exits.
-
-    The supervisor's ``rss`` and ``shared`` are psutil's ``memory_info()`` fields, the very
-    ones ``memory_full_info()`` reports (Linux ``/proc/PID/statm``), read without the page-table
-    walk of ``smaps_rollup`` that ``memory_full_info()`` adds for USS: on this machine that walk
-    costs ~3 ms of CPU per sample for the supervisor, 10 times a worker's. The supervisor's USS
-    is not sampled: its file-backed pages count as unique or shared depending on which OTHER
-    processes map the same libraries, so it jumps when an unrelated Python starts or exits.
-    Each worker's USS comes from ``memory_full_info()``. The list of children is read again
-    every second, at every sample while it is empty, and whenever a worker disappears.
-
-    Parameters
-    ----------
-    cmd : list of str
-        The command line (argv, no shell).
-    interval : float, s
-        Sampling period, start to start.
-    stderr_path : Path
-        Where the engine's stderr goes (its tail is kept in the result).
-
-    Returns
-    -------
-    dict
-        ``exit_code``, ``wall_s`` (launch to exit), the full-resolution series (``t_s``,
-        ``sup_rss_mb``, ``sup_private_mb``, ``workers_uss_mb`` (sum), ``worker_max_uss_mb``,
-        ``n_workers``, ``total_mb``), each worker's peak USS by pid, ``sup_vm_hwm_mb`` (the
-        last VmHWM read) and the sampler's own cost.
-    """
-    series: dict[str, list[float]] = {k: [] for k in (
-        "t_s", "sup_rss_mb", "sup_private_mb", "workers_uss_mb", "worker_max_uss_mb",
-        "n_workers", "total_mb")}
-    worker_peak: dict[int, float] = {}
-    kinds: dict[int, bool] = {}
-    hwm: float | None = None
-    sample_s = 0.0
-    cpu0 = time.process_time()
-    with open(stderr_path, "wb") as err:
-        t0 = time.monotonic()
-        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                stderr=err)
-        sup = psutil.Process(proc.pid)
-        workers: list[psutil.Process] = []
-        next_t = t0
-        children_t = -1.0
-        while proc.poll() is None:
-            ts = time.monotonic()
-            try:
-                info = sup.memory_info()
-                if not workers or ts - children_t >= 1.0:
-                    workers = [c for c in sup.children() if _is_worker(c, kinds)]
-                    children_t = ts
-            except psutil.Error:  # exiting between poll() and here
-                break
-            uss_sum = 0.0
-            uss_max = 0.0
-            n_workers = 0
-            for child in workers:
-                try:
-                    uss = child.memory_full_info().uss / MB
-                except psutil.Error:  # gone (exited or died): look for its successor
-                    children_t = -1.0
-                    continue
-                uss_sum += uss
-                uss_max = max(uss_max, uss)
-                n_workers += 1
-                worker_peak[child.pid] = max(worker_peak.get(child.pid, 0.0), uss)
-            hwm = _vm_hwm_mb(proc.pid) or hwm
-            rss = info.rss / MB
-            row = (ts - t0, rss, (info.rss - info.shared) / MB, uss_sum, uss_max,
-                   float(n_workers), rss + uss_sum)
-            for key, value in zip(series, row, strict=True):
-                series[key].append(value)
-            sample_s += time.monotonic() - ts
-            next_t += interval
-            delay = next_t - time.monotonic()
-            if delay > 0:
-                time.sleep(delay)
-            else:
-                next_t = time.monotonic()
-        proc.wait()
-        wall = time.monotonic() - t0
-    tail = stderr_path.read_bytes()[-4000:].decode("utf-8", "replace")
-    n = len(series["t_s"])
-    return {
-        "exit_code": proc.returncode,
-        "wall_s": wall,
-        "series": series,
-        "worker_peak_uss_mb": {str(k): round(v, 2) for k, v in sorted(worker_peak.items())},
-        "sup_vm_hwm_mb": hwm,
-        "sampler": {"samples": n,
-                    "mean_sample_ms": round(1000 * sample_s / n, 2) if n else None,
-                    "cpu_s": round(time.process_time() - cpu0, 2)},
-        "stderr_tail": tail,
-    }
 
 
 def downsample(series: dict[str, list[float]], max_points: int = MAX_POINTS
@@ -492,24 +376,6 @@ def dumps(obj: Any) -> str:
                   text)
 
 
-def _git_commit(repo: Path) -> str | None:
-    with contextlib.suppress(OSError, subprocess.SubprocessError):
-        res = subprocess.run(["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True,
-                             text=True, timeout=10, check=False)
-        if res.returncode == 0:
-            return res.stdout.strip()
-    return None
-
-
-def _cpu_model() -> str:
-    with contextlib.suppress(OSError):
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    return platform.processor()
-
-
 def main(argv: list[str] | None = None) -> int:
     """Command line: build the libraries, run the matrix, print the table, write JSON / PNG.
 
@@ -518,8 +384,7 @@ def main(argv: list[str] | None = None) -> int:
     int
         0 when every run exited 0 and stored every track, else 1.
     """
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0],
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = common.parser(script=__file__, description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", type=int, nargs="+", default=[1000, 10000, 100000],
                     help="library sizes in tracks (default: 1000 10000 100000)")
     ap.add_argument("--workers", type=int, nargs="+", default=[1, 2],
@@ -531,9 +396,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--workdir", type=Path,
                     help="where libraries and stores go (kept; libraries reused); default: a "
                          "temporary folder, removed at the end")
-    ap.add_argument("--engine", type=Path, default=Path(sys.executable).parent / "engine-run",
+    ap.add_argument("--engine", type=Path, default=common.engine_script("engine-run"),
                     help="the engine-run executable (default: next to this Python)")
-    ap.add_argument("-o", "--output", type=Path, help="JSON out (default: stdout)")
     ap.add_argument("--png", type=Path, help="write the plot here (needs matplotlib)")
     args = ap.parse_args(argv)
     if min(args.sizes) < 1 or min(args.workers) < 1:
@@ -571,7 +435,7 @@ def main(argv: list[str] | None = None) -> int:
             cmd = [str(engine), str(libs[n]), "--db", str(db), "--cores", str(w), "-q"]
             if mode == "unbounded":
                 cmd += ["--queue-size", "0"]
-            res = sample_run(cmd, args.interval, work / "engine-stderr.txt")
+            res = common.sample_engine_memory(cmd, args.interval, work / "engine-stderr.txt")
             stats = store_stats(engine_query, db)
             shutil.rmtree(db, ignore_errors=True)
             s = res["series"]
@@ -605,10 +469,10 @@ def main(argv: list[str] | None = None) -> int:
     total_wall = time.monotonic() - t_start
     result: dict[str, Any] = {
         "date": time.strftime("%Y-%m-%d"),
-        "machine": {"cpu": _cpu_model(), "cores": os.cpu_count(),
+        "machine": {"cpu": common.cpu_model(), "cores": os.cpu_count(),
                     "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
                     "python": platform.python_version(), "psutil": psutil.__version__},
-        "git_commit": _git_commit(Path(__file__).resolve().parent.parent),
+        "git_commit": common.git_commit(),
         "config": {"sizes": sorted(args.sizes), "workers": sorted(args.workers),
                    "all_unbounded": args.all_unbounded, "interval_s": args.interval,
                    "track": {"seconds": TRACK_SECONDS, "sample_rate": SAMPLE_RATE,
@@ -640,12 +504,7 @@ def main(argv: list[str] | None = None) -> int:
               f"{f['private_peak_to_mb']:.1f} MB at {f['to_size']}: {f['growth_pct']:+.2f} % "
               f"({f['growth_mb']:+.1f} MB), {verdict} target", file=sys.stderr)
     print(f"total {total_wall:.0f} s (estimated {est:.0f} s)", file=sys.stderr)
-    text = dumps(result)
-    if args.output:
-        args.output.parent.mkdir(parents=True, exist_ok=True)
-        args.output.write_text(text + "\n")
-    else:
-        print(text)
+    common.write_report(report=result, output=args.output, encode=dumps)
     if args.png:
         plot(result, args.png)
         print(f"plot: {args.png}", file=sys.stderr)

@@ -3,7 +3,7 @@
 
 For the same tracks, interleaved track by track in one run, on ONE thread, this measures:
 
-- **ours**: ``kernels.fingerprint_file(path)`` after ``kernels.warmup()`` (median of
+- **ours**: ``fingerprint_file(path)`` after ``kernels.warmup()`` (median of
   ``--repeats``), and the decode-only time (``soundfile`` into one reused float32 buffer) for
   context;
 - **librosa**: a plain librosa + pyloudnorm pipeline computing the same 25 values, written the way
@@ -39,27 +39,24 @@ from __future__ import annotations
 import os
 import sys
 
-# The sibling bench script: corpus and machine helpers. It is imported before anything else
-# because importing it sets one thread per numeric library (its SINGLE_THREAD_ENV), which must
-# happen before numpy, numba, scipy or librosa load.
+# bench/common.py first: importing it sets one thread per numeric library, which must happen
+# before numpy, numba, scipy or librosa load.
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import kernel_speed  # noqa: I001
+import common  # noqa: I001
 
 import argparse
-import datetime
 import gc
 import math
-import statistics
 import tempfile
 import time
 import warnings
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import psutil
 import soundfile as sf
+
+from engine.decode import DEFAULT_BLOCK_FRAMES, fingerprint_file
 
 #: Band edges in Hz of values 1-7 (the last one is cut at min(20000, sr / 2)).
 BAND_EDGES_HZ: tuple[tuple[str, float, float], ...] = (
@@ -387,13 +384,6 @@ def essentia_extract(extractor: Any, path: Path) -> dict[str, float]:
 # --------------------------------------------------------------------------------------------
 
 
-def _timed(fn: Callable[[], Any]) -> tuple[float, Any]:
-    gc.collect()
-    t0 = time.perf_counter()
-    out = fn()
-    return time.perf_counter() - t0, out
-
-
 def _write_warmup_file(directory: Path, sr: int, channels: int) -> Path:
     """A 6 s noisy chord at ``sr`` / ``channels`` as FLAC, for untimed warm-up runs."""
     rng = np.random.default_rng(0)
@@ -405,30 +395,6 @@ def _write_warmup_file(directory: Path, sr: int, channels: int) -> Path:
     path = directory / f"warmup-{sr}-{channels}.flac"
     sf.write(path, np.clip(data, -1, 1), sr, subtype="PCM_16")
     return path
-
-
-def pick_tracks(files: list[Path], limit: int | None, first: bool) -> list[Path]:
-    """Take ``limit`` files: spread evenly over the sorted list, or the first ones.
-
-    Parameters
-    ----------
-    files : list of Path
-        Sorted audio files.
-    limit : int or None
-        How many; None or 0 for all.
-    first : bool
-        Take the first ``limit`` instead of spreading.
-
-    Returns
-    -------
-    list of Path
-    """
-    if not limit or limit >= len(files):
-        return list(files)
-    if first or limit == 1:
-        return files[:limit]
-    idx = sorted({round(i * (len(files) - 1) / (limit - 1)) for i in range(limit)})
-    return [files[i] for i in idx]
 
 
 def measure(
@@ -470,18 +436,18 @@ def measure(
     with tempfile.TemporaryDirectory(prefix="peers-warmup-") as tmp:
         for sr, ch in sorted(configs):
             w = _write_warmup_file(Path(tmp), sr, ch)
-            for key, fn in (("ours", lambda w=w: kernels.fingerprint_file(w)),
+            for key, fn in (("ours", lambda w=w: fingerprint_file(w)),
                             ("librosa", lambda w=w: librosa_fingerprint(w)),
                             ("essentia", lambda w=w: essentia_extract(extractor, w))):
                 if key == "essentia" and extractor is None:
                     continue
-                warm[key] = warm.get(key, 0.0) + _timed(fn)[0]
+                warm[key] = warm.get(key, 0.0) + common.timed(fn, collect=True)[0]
 
     rows = []
     for i, path in enumerate(tracks):
         info = sf.info(str(path))
         duration = info.frames / info.samplerate
-        buffer = np.empty((kernels.DEFAULT_BLOCK_FRAMES, info.channels), dtype=np.float32)
+        buffer = np.empty((DEFAULT_BLOCK_FRAMES, info.channels), dtype=np.float32)
         row: dict[str, Any] = {
             "file": str(path.relative_to(root)) if root else path.name,
             "format": path.suffix.lower().lstrip("."),
@@ -505,9 +471,9 @@ def measure(
                 for part in parts:
                     if part == "decode":
                         gc.collect()
-                        decode_t.append(kernel_speed.decode_only(path=path, buffer=buffer)[0])
+                        decode_t.append(common.decode_only(path=path, buffer=buffer)[0])
                     else:
-                        s, fp = _timed(lambda: kernels.fingerprint_file(path))
+                        s, fp = common.timed(lambda: fingerprint_file(path), collect=True)
                         ours_t.append(s)
                         ours_vals.append(np.asarray(fp.as_array(), dtype=np.float64))
 
@@ -515,7 +481,7 @@ def measure(
                         lib_vals: dict[str, float] = lib_vals,
                         lib_stages: list[dict[str, float]] = lib_stages) -> None:
             for _ in range(librosa_repeats):
-                s, (vals, stages) = _timed(lambda: librosa_fingerprint(path))
+                s, (vals, stages) = common.timed(lambda: librosa_fingerprint(path), collect=True)
                 lib_t.append(s)
                 lib_vals.update(vals)
                 lib_stages.append(stages)
@@ -525,7 +491,7 @@ def measure(
             if extractor is None:
                 return
             for _ in range(librosa_repeats):
-                s, vals = _timed(lambda: essentia_extract(extractor, path))
+                s, vals = common.timed(lambda: essentia_extract(extractor, path), collect=True)
                 ess_t.append(s)
                 ess_vals.update(vals)
 
@@ -537,12 +503,11 @@ def measure(
         identical = all(np.array_equal(ours_vals[0], v) for v in ours_vals[1:])
         row.update({
             "order": [name for name, _ in order if name != "essentia" or extractor is not None],
-            "ours_s": statistics.median(ours_t), "ours_runs_s": ours_t,
-            "decode_s": statistics.median(decode_t), "decode_runs_s": decode_t,
-            "librosa_s": statistics.median(lib_t), "librosa_runs_s": lib_t,
-            "librosa_stages_s": {k: statistics.median(s[k] for s in lib_stages)
-                                 for k in lib_stages[0]},
-            "essentia_s": statistics.median(ess_t) if ess_t else None,
+            "ours_s": common.median(ours_t), "ours_runs_s": ours_t,
+            "decode_s": common.median(decode_t), "decode_runs_s": decode_t,
+            "librosa_s": common.median(lib_t), "librosa_runs_s": lib_t,
+            "librosa_stages_s": common.median_by_key(lib_stages),
+            "essentia_s": common.median(ess_t) if ess_t else None,
             "essentia_runs_s": ess_t,
             "ours_identical_across_runs": identical,
             "ours": dict(zip(names, (float(v) for v in ours_vals[0]), strict=True)),
@@ -605,8 +570,7 @@ def speed_summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
             per = [r[f"{peer}_s"] / r["ours_s"] for r in rows]
             out[f"ours_vs_{peer}"] = {
                 "speed_ratio": out[peer]["total_s"] / out["ours"]["total_s"],
-                "per_track_median": statistics.median(per),
-                "per_track_min": min(per), "per_track_max": max(per),
+                **{f"per_track_{k}": v for k, v in common.spread(per).items()},
             }
     stages: dict[str, float] = {}
     for r in rows:
@@ -733,7 +697,7 @@ def markdown(report: dict[str, Any]) -> str:
         "| method | total s | x realtime | ours is N x faster |",
         "|---|---|---|---|",
     ]
-    labels = {"decode": "decode only (soundfile)", "ours": "ours (kernels.fingerprint_file)",
+    labels = {"decode": "decode only (soundfile)", "ours": "ours (engine.decode.fingerprint_file)",
               "librosa": "librosa + pyloudnorm pipeline", "essentia": "Essentia MusicExtractor"}
     for key in ("decode", "ours", "librosa", "essentia"):
         if key not in sp:
@@ -791,7 +755,8 @@ def _versions(status: str) -> dict[str, Any]:
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = common.parser(
+        script=__file__, quiet=True,
         description="Time our kernels against a plain librosa + pyloudnorm pipeline computing "
                     "the same 25 values (and Essentia's MusicExtractor where it installs), and "
                     "compare the values.")
@@ -807,8 +772,6 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--librosa-repeats", type=int, default=1,
                    help="runs of the librosa pipeline and of Essentia per track, median (1)")
     p.add_argument("--no-essentia", action="store_true", help="skip Essentia even if installed")
-    p.add_argument("-o", "--output", type=Path, help="JSON report (default: stdout)")
-    p.add_argument("-q", "--quiet", action="store_true", help="no per-track progress lines")
     return p
 
 
@@ -844,41 +807,32 @@ def main(*, argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="peers-synthetic-") as tmp:
         if args.synthetic is not None:
             root = Path(tmp)
-            tracks = kernel_speed.write_synthetic_corpus(
+            tracks = common.write_synthetic_corpus(
                 directory=root, count=args.synthetic, seconds=args.seconds,
-                sample_rate=args.sample_rate, block_frames=65536)
+                sample_rate=args.sample_rate, block_frames=DEFAULT_BLOCK_FRAMES)
             corpus = {"source": f"synthetic {args.synthetic} x {args.seconds:g} s at "
                                 f"{args.sample_rate} Hz"}
         else:
             root = args.corpus.resolve()
-            files = kernel_speed.find_audio(root=root)
+            files = common.find_audio(root=root)
             if not files:
                 print(f"no audio files under {root}", file=sys.stderr)
                 return 2
-            tracks = pick_tracks(files, args.limit, args.first)
+            tracks = common.pick_spread(files=files, limit=args.limit, first=args.first)
             corpus = {"source": str(root), "files_in_folder": len(files),
                       "selection": "first" if args.first else "spread evenly over sorted list"}
         t0 = time.perf_counter()
-        cpu0 = psutil.cpu_times()
-        own0 = psutil.Process().cpu_times()
+        cpu0 = common.cpu_snapshot()
         measured = measure(tracks=tracks, root=root, kernels=kernels, essentia=essentia,
                            repeats=args.repeats, librosa_repeats=args.librosa_repeats,
                            log=not args.quiet)
-        wall = time.perf_counter() - t0
-        cpu1 = psutil.cpu_times()
-        own1 = psutil.Process().cpu_times()
-    busy = sum(getattr(cpu1, k, 0.0) - getattr(cpu0, k, 0.0)
-               for k in ("user", "nice", "system", "irq", "softirq"))
-    own = (own1.user + own1.system) - (own0.user + own0.system)
-    other = max(0.0, busy - own)
+        interference = common.other_cpu(start=cpu0, end=common.cpu_snapshot(),
+                                        wall_s=time.perf_counter() - t0)
     rows = measured["tracks"]
     names = list(kernels.FINGERPRINT_NAMES)
     report: dict[str, Any] = {
-        "schema": "peers/1",
-        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-        "command": [sys.executable, *sys.argv],
-        "machine": {**kernel_speed.machine_info(kernels=kernels), **_versions(status)},
-        "threads": dict(kernel_speed.SINGLE_THREAD_ENV),
+        **common.report_head(schema="peers/1", kernels=kernels, **_versions(status)),
+        "threads": dict(common.SINGLE_THREAD_ENV),
         "settings": {"repeats_ours": args.repeats, "repeats_librosa": args.librosa_repeats,
                      "limit": args.limit, "first": args.first},
         "corpus": {**corpus, "tracks": [r["file"] for r in rows]},
@@ -888,14 +842,11 @@ def main(*, argv: list[str] | None = None) -> int:
         "comparison": comparison_table(rows, names),
         "essentia_comparison": essentia_table(rows),
         "tracks": rows,
-        "interference": {"wall_s": wall, "other_cpu_s": other,
-                         "other_cpu_share_of_wall": other / wall if wall > 0 else 0.0,
-                         "steal_s": getattr(cpu1, "steal", 0.0) - getattr(cpu0, "steal", 0.0)},
+        "interference": interference,
         "ours_identical_across_runs": all(r["ours_identical_across_runs"] for r in rows),
     }
-    report = kernel_speed._clean(report)
-    kernel_speed.write_report(report=report, output=args.output,
-                              summary=markdown(report).rstrip("\n"))
+    report = common.jsonable(report)
+    common.write_report(report=report, output=args.output, summary=markdown(report).rstrip("\n"))
     return 0
 
 

@@ -13,7 +13,7 @@ evenly over the sorted list), decodes each to float32 and writes it three ways i
 All three are made from the same 16-bit samples, written in blocks of 65536 frames (libsndfile's
 MP3 writer crashes when handed a long track in one call). Then ``engine-run --db WORK/store``
 fingerprints them (a subprocess, the project's CLI), the library is loaded from the store and
-the distance D of engine/similarity.py is computed for every pair, with ``DUPLICATE_WEIGHTS``
+the distance D of engine/query/similarity.py is computed for every pair, with ``DUPLICATE_WEIGHTS``
 (what ``duplicates`` uses) and ``DEFAULT_WEIGHTS`` (``similar``, ``playlist``):
 
 - same source (FLAC-MP3, FLAC-OGG, MP3-OGG): min, median, p95, max;
@@ -37,11 +37,11 @@ from __future__ import annotations
 import os
 import sys
 
+# bench/common.py first: importing it sets one thread per numeric library, before numpy loads.
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import kernel_speed  # noqa: I001 - first: it sets the single-thread environment before numpy
+import common  # noqa: I001
 
 import argparse
-import datetime
 import itertools
 import json
 import re
@@ -57,8 +57,8 @@ import soundfile as sf
 
 import kernels
 from engine import store as st
-from engine.query import DEFAULT_DUPLICATE_DISTANCE, DEFAULT_DUPLICATE_DURATION_S
-from engine.similarity import DEFAULT_WEIGHTS, DUPLICATE_WEIGHTS, Library, parse_weights
+from engine.query.commands import DEFAULT_DUPLICATE_DISTANCE, DEFAULT_DUPLICATE_DURATION_S
+from engine.query.similarity import DEFAULT_WEIGHTS, DUPLICATE_WEIGHTS, Library, parse_weights
 from kernels import FINGERPRINT_NAMES
 
 #: Source files taken from the corpus.
@@ -68,16 +68,6 @@ MP3_KBPS = 192
 VORBIS_LEVEL = 0.4  # libsndfile: Vorbis quality = 1 - level = 0.6, i.e. oggenc -q 6
 BLOCK_FRAMES = 65536
 _NAME = re.compile(r"^src(\d+)\.(flac|mp3|ogg)$")
-
-
-def pick_tracks(*, files: list[Path], limit: int) -> list[Path]:
-    """``limit`` files spread evenly over the sorted list (as bench/peers.py picks them)."""
-    if not limit or limit >= len(files):
-        return list(files)
-    if limit == 1:
-        return files[:1]
-    idx = sorted({round(i * (len(files) - 1) / (limit - 1)) for i in range(limit)})
-    return [files[i] for i in idx]
 
 
 def mp3_level(*, samplerate: int, kbps: int = MP3_KBPS) -> tuple[float, int]:
@@ -127,7 +117,7 @@ def encode_source(*, src: Path, index: int, audio: Path) -> dict[str, Any]:
                 got = f.read(out=buf)
                 if len(got):
                     clipped += int(np.count_nonzero((got >= 1.0) | (got < -1.0)))
-                    pcm = kernel_speed.to_pcm16(got)
+                    pcm = common.to_pcm16(got)
                     outs["flac"].write(pcm)
                     as_float = pcm.astype(np.float32) * np.float32(1.0 / 32768.0)
                     outs["mp3"].write(as_float)
@@ -334,12 +324,10 @@ def human_summary(*, report: dict[str, Any]) -> str:
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="bench/query_calibration.py",
+    p = common.parser(
+        script=__file__, quiet=True, output=Path("bench/results/query-calibration.json"),
         description="Calibrate engine-query duplicates: the same tracks as FLAC, MP3 192k and "
-                    "OGG q6 against different tracks.",
-        epilog="See bench/README.md for what each figure means.",
-    )
+                    "OGG q6 against different tracks.")
     p.add_argument("corpus", type=Path, help="folder of FLAC/OGG/MP3 files (recursive)")
     p.add_argument("--limit", type=int, default=12,
                    help="source tracks, spread evenly over the sorted list (default 12; 0: all)")
@@ -349,10 +337,6 @@ def _parser() -> argparse.ArgumentParser:
                    help="work folder (must not exist or be empty; default: a temporary one, "
                         "removed afterwards)")
     p.add_argument("--keep", action="store_true", help="keep the temporary work folder")
-    p.add_argument("-o", "--output", type=Path,
-                   default=Path("bench/results/query-calibration.json"),
-                   help="JSON report (default bench/results/query-calibration.json; - stdout)")
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress lines on stderr")
     return p
 
 
@@ -362,14 +346,13 @@ def main(*, argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not args.corpus.is_dir():
         parser.error(f"{args.corpus} is not a folder")
-    files = sorted(p for p in args.corpus.resolve().rglob("*")
-                   if p.is_file() and p.suffix.lower() in SOURCE_EXTENSIONS)
-    picked = pick_tracks(files=files, limit=args.limit)
+    files = common.find_audio(root=args.corpus.resolve(), extensions=SOURCE_EXTENSIONS)
+    picked = common.pick_spread(files=files, limit=args.limit)
     if not picked:
         parser.error(f"no FLAC, OGG or MP3 files under {args.corpus}")
     log = not args.quiet
     started = time.perf_counter()
-    cpu_start = kernel_speed._cpu_snapshot()
+    cpu_start = common.cpu_snapshot()
     if args.work is not None:
         if args.work.exists() and any(args.work.iterdir()):
             parser.error(f"--work {args.work} is not empty")
@@ -391,17 +374,16 @@ def main(*, argv: list[str] | None = None) -> int:
                       f" MP3 {s['kbps']['mp3']:.0f} kbit/s, OGG {s['kbps']['ogg']:.0f} kbit/s",
                       file=sys.stderr)
         encode_s = time.perf_counter() - t0
-        bin_dir = Path(sys.executable).parent
         store_path = work / "store"
         t0 = time.perf_counter()
-        run = subprocess.run([str(bin_dir / "engine-run"), "--db", str(store_path), "--cores",
-                              str(args.cores), "-q", str(audio)], check=False)
+        run = subprocess.run([str(common.engine_script("engine-run")), "--db", str(store_path),
+                              "--cores", str(args.cores), "-q", str(audio)], check=False)
         run_s = time.perf_counter() - t0
         if run.returncode != 0:
             raise SystemExit(f"engine-run exited with {run.returncode} on {audio}")
         if log:
             print(f"# engine-run --cores {args.cores}: {run_s:.1f} s", file=sys.stderr)
-        dup = subprocess.run([str(bin_dir / "engine-query"), "--db", str(store_path),
+        dup = subprocess.run([str(common.engine_script("engine-query")), "--db", str(store_path),
                               "duplicates", "--jsonl"], capture_output=True, text=True,
                              check=False)
         if dup.returncode != 0:
@@ -416,11 +398,9 @@ def main(*, argv: list[str] | None = None) -> int:
             print(f"# work folder kept: {work}", file=sys.stderr)
     levels = sorted({(s["samplerate"] >= 32000, s["mp3_compression_level"],
                       s["mp3_nominal_kbps"]) for s in sources})
-    report = kernel_speed._clean({
-        "schema": "fingerprint-engine/bench-query-calibration/1",
-        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-        "command": [Path(sys.executable).name, *sys.argv],
-        "machine": kernel_speed.machine_info(kernels=kernels),
+    report = common.jsonable({
+        **common.report_head(schema="fingerprint-engine/bench-query-calibration/1",
+                             kernels=kernels),
         "settings": {
             "corpus": str(args.corpus.resolve()), "corpus_files": len(files),
             "limit": args.limit, "selection": "spread evenly over the sorted list",
@@ -439,11 +419,10 @@ def main(*, argv: list[str] | None = None) -> int:
         "engine_run": {"wall_s": run_s, "cores": args.cores},
         "results": results,
         "bench_wall_s": time.perf_counter() - started,
-        "interference": kernel_speed._other_cpu(start=cpu_start, end=kernel_speed._cpu_snapshot(),
-                                                wall_s=time.perf_counter() - started),
+        "interference": common.other_cpu(start=cpu_start, end=common.cpu_snapshot(),
+                                         wall_s=time.perf_counter() - started),
     })
-    kernel_speed.write_report(report=report, output=args.output,
-                              summary=human_summary(report=report))
+    common.write_report(report=report, output=args.output, summary=human_summary(report=report))
     return 0
 
 

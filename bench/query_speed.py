@@ -32,8 +32,9 @@ from __future__ import annotations
 import os
 import sys
 
+# bench/common.py first: importing it sets one thread per numeric library, before numpy loads.
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import kernel_speed  # noqa: I001 - first: it sets the single-thread environment before numpy
+import common  # noqa: I001
 
 import argparse
 import datetime
@@ -42,7 +43,6 @@ import hashlib
 import io
 import json
 import shutil
-import statistics
 import subprocess
 import tempfile
 import time
@@ -54,12 +54,12 @@ import numpy as np
 
 import kernels
 from engine import store as st
-from engine.query import (
+from engine.query.commands import (
     DEFAULT_DUPLICATE_DISTANCE,
     DEFAULT_DUPLICATE_DURATION_S,
     cmd_similar,
 )
-from engine.similarity import (
+from engine.query.similarity import (
     DUPLICATE_WEIGHTS,
     Library,
     duplicates,
@@ -70,7 +70,6 @@ from engine.similarity import (
 from kernels import FINGERPRINT_NAMES, FINGERPRINT_VERSION
 from kernels.neighbours import near_pairs, weighted_distances
 
-MB = 1024.0 * 1024.0
 _COL = {name: i for i, name in enumerate(FINGERPRINT_NAMES)}
 _BANDS = [_COL[n] for n in ("sub_bass_pct", "bass_pct", "low_mid_pct", "mid_pct",
                             "upper_mid_pct", "presence_pct", "air_pct")]
@@ -311,16 +310,9 @@ def ensure_store(*, work: Path, n: int, args: argparse.Namespace,
 # --------------------------------------------------------------------------------------------
 
 
-def _timed(fn: Callable[[], Any]) -> tuple[float, Any]:
-    t0 = time.perf_counter()
-    out = fn()
-    return time.perf_counter() - t0, out
-
-
 def _summary(times: list[float]) -> dict[str, Any]:
     """Median (the figure) with min, max and every run."""
-    return {"median_s": statistics.median(times), "min_s": min(times), "max_s": max(times),
-            "runs": len(times), "all_s": times}
+    return {**common.spread(times, suffix="_s"), "runs": len(times), "all_s": times}
 
 
 def _disk(path: Path) -> dict[str, Any]:
@@ -381,7 +373,7 @@ def _query_figures(*, lib: Library, n: int, args: argparse.Namespace,
     rows = rng.choice(n, size=min(args.queries, n), replace=False)
     near_s = []
     for row in rows.tolist():
-        t, found = _timed(lambda r=row: nearest(lib, lib.z[r], w, 10, exclude=(r,)))
+        t, found = common.timed(lambda r=row: nearest(lib, lib.z[r], w, 10, exclude=(r,)))
         assert len(found) == min(10, n - 1)
         near_s.append(t)
     res["nearest_k10"] = _summary(near_s)
@@ -391,24 +383,24 @@ def _query_figures(*, lib: Library, n: int, args: argparse.Namespace,
     pl_s, pl_to_s = [], []
     for _ in range(args.repeats):
         seed, target = (int(x) for x in rng.choice(n, size=2, replace=False))
-        t, out = _timed(lambda a=seed: playlist(lib, a, 30, w, **kw))
+        t, out = common.timed(lambda a=seed: playlist(lib, a, 30, w, **kw))
         assert len(out) == min(30, n)
         pl_s.append(t)
-        t, out = _timed(lambda a=seed, b=target: playlist(lib, a, 30, w, target=b, **kw))
+        t, out = common.timed(lambda a=seed, b=target: playlist(lib, a, 30, w, target=b, **kw))
         pl_to_s.append(t)
     res["playlist_n30"] = _summary(pl_s)
     res["playlist_n30_target"] = _summary(pl_to_s)
-    say(f"nearest {statistics.median(near_s) * 1e3:.1f} ms, playlist "
-        f"{statistics.median(pl_s):.3f} s, with target {statistics.median(pl_to_s):.3f} s")
+    say(f"nearest {common.median(near_s) * 1e3:.1f} ms, playlist "
+        f"{common.median(pl_s):.3f} s, with target {common.median(pl_to_s):.3f} s")
 
     dup_s, pairs_s = [], []
     report = None
     for _ in range(dup_repeats):
-        t, report = _timed(lambda: duplicates(
+        t, report = common.timed(lambda: duplicates(
             lib, wd, max_distance=DEFAULT_DUPLICATE_DISTANCE,
             duration_tolerance_s=DEFAULT_DUPLICATE_DURATION_S))
         dup_s.append(t)
-        t, _ = _timed(lambda: near_pairs(
+        t, _ = common.timed(lambda: near_pairs(
             lib.z, lib.duration_s, wd, max_sq_distance=limit,
             duration_tolerance_s=DEFAULT_DUPLICATE_DURATION_S))
         pairs_s.append(t)
@@ -417,7 +409,7 @@ def _query_figures(*, lib: Library, n: int, args: argparse.Namespace,
                          "exact_groups": len(report.exact), "near_pairs": len(report.near),
                          "max_distance": DEFAULT_DUPLICATE_DISTANCE,
                          "duration_tolerance_s": DEFAULT_DUPLICATE_DURATION_S}
-    say(f"duplicates {statistics.median(dup_s):.3f} s ({len(report.exact)} exact groups, "
+    say(f"duplicates {common.median(dup_s):.3f} s ({len(report.exact)} exact groups, "
         f"{len(report.near)} near pairs)")
     return lib.track_ids[rng.choice(n, size=args.repeats + 1, replace=False)].tolist()
 
@@ -432,7 +424,7 @@ def measure_size(*, path: Path, n: int, args: argparse.Namespace, workdir: Path,
     w = parse_weights()
     wd = parse_weights(base=DUPLICATE_WEIGHTS)
     res: dict[str, Any] = {"tracks": n}
-    cpu0 = kernel_speed._cpu_snapshot()
+    cpu0 = common.cpu_snapshot()
     t_size = time.perf_counter()
 
     def say(text: str) -> None:
@@ -442,7 +434,7 @@ def measure_size(*, path: Path, n: int, args: argparse.Namespace, workdir: Path,
     with st.Store.open(st.StoreConfig(path), readonly=True) as s:
         # untimed: the page cache, the JIT cache of the neighbour kernels, the cache file
         s.fingerprint_table()
-        cache_build_s, lib = _timed(lambda: Library.load(s, cache=True))
+        cache_build_s, lib = common.timed(lambda: Library.load(s, cache=True))
         weighted_distances(lib.z, lib.z[0], w)
         near_pairs(lib.z[:10], lib.duration_s[:10], wd, max_sq_distance=0.0,
                    duration_tolerance_s=0.0)
@@ -458,23 +450,23 @@ def measure_size(*, path: Path, n: int, args: argparse.Namespace, workdir: Path,
         cold_s: list[float] = []
         warm_s: list[float] = []
         for _ in range(repeats):  # interleaved: each sees the same page-cache state
-            t, table = _timed(s.fingerprint_table)
+            t, table = common.timed(s.fingerprint_table)
             table_s.append(t)
             del table
             gc.collect()
-            t, lib = _timed(lambda: Library.load(s, cache=False))
+            t, lib = common.timed(lambda: Library.load(s, cache=False))
             cold_s.append(t)
             del lib
             gc.collect()
-            t, lib = _timed(lambda: Library.load(s, cache=True))
+            t, lib = common.timed(lambda: Library.load(s, cache=True))
             warm_s.append(t)
             del lib
             gc.collect()
         res["fingerprint_table"] = _summary(table_s)
         res["load_cold"] = _summary(cold_s)
         res["load_warm"] = _summary(warm_s)
-        say(f"table {statistics.median(table_s):.3f} s, load cold "
-            f"{statistics.median(cold_s):.3f} s, warm {statistics.median(warm_s):.3f} s")
+        say(f"table {common.median(table_s):.3f} s, load cold "
+            f"{common.median(cold_s):.3f} s, warm {common.median(warm_s):.3f} s")
 
         ids = _query_figures(lib=Library.load(s, cache=True), n=n, args=args, rng=rng,
                              dup_repeats=dup_repeats, res=res, say=say)
@@ -482,7 +474,7 @@ def measure_size(*, path: Path, n: int, args: argparse.Namespace, workdir: Path,
 
         sim_s = []
         for tid in ids[1:]:
-            t, found = _timed(lambda t=tid: cmd_similar(s, str(t), io.StringIO(), k=10))
+            t, found = common.timed(lambda t=tid: cmd_similar(s, str(t), io.StringIO(), k=10))
             assert len(found) == min(10, n - 1)
             sim_s.append(t)
         res["similar_in_process"] = _summary(sim_s)
@@ -507,9 +499,9 @@ def measure_size(*, path: Path, n: int, args: argparse.Namespace, workdir: Path,
         cold_runs.append(r)
     for key, runs in (("cli_similar", warm_runs), ("cli_similar_no_cache", cold_runs)):
         res[key] = {**_summary([r["wall_s"] for r in runs]),
-                    "peak_rss_mb": statistics.median(r["peak_rss_mb"] for r in runs),
+                    "peak_rss_mb": common.median([r["peak_rss_mb"] for r in runs]),
                     "peak_rss_mb_max": max(r["peak_rss_mb"] for r in runs),
-                    "cpu_s": statistics.median(r["cpu_s"] for r in runs)}
+                    "cpu_s": common.median([r["cpu_s"] for r in runs])}
     say(f"CLI similar {res['cli_similar']['median_s']:.3f} s, peak RSS "
         f"{res['cli_similar']['peak_rss_mb']:.0f} MB; --no-cache "
         f"{res['cli_similar_no_cache']['median_s']:.3f} s")
@@ -521,8 +513,8 @@ def measure_size(*, path: Path, n: int, args: argparse.Namespace, workdir: Path,
         "cli_minus_in_process_s": med["cli_similar"] - med["similar_in_process"],
         "similar_in_process_minus_load_warm_s": med["similar_in_process"] - med["load_warm"],
     }
-    res["interference"] = kernel_speed._other_cpu(
-        start=cpu0, end=kernel_speed._cpu_snapshot(), wall_s=time.perf_counter() - t_size)
+    res["interference"] = common.other_cpu(
+        start=cpu0, end=common.cpu_snapshot(), wall_s=time.perf_counter() - t_size)
     res["settings"] = {"repeats": repeats, "duplicates_repeats": dup_repeats,
                        "queries": res["nearest_k10"]["runs"]}
     return res
@@ -550,24 +542,20 @@ def human_summary(*, report: dict[str, Any]) -> str:
             f"{r['similar_in_process']['median_s']:7.3f} {r['cli_similar']['median_s']:6.3f} "
             f"{r['cli_similar']['peak_rss_mb']:7.0f} "
             f"{r['cli_similar_no_cache']['median_s']:7.3f} "
-            f"{r['store']['data_mdb_allocated_bytes'] / MB:8.1f} "
-            f"{(r['cache_file_bytes'] or 0) / MB:8.1f}")
-    busy = [f"{r['tracks']}: {r['interference']['other_cpu_share_of_wall']:.0%}"
-            for r in report["sizes"] if r["interference"]["other_cpu_share_of_wall"] > 0.1
-            and r["interference"]["other_cpu_s"] >= 0.5]
-    if busy:
-        lines.append("WARNING: other processes took a share of a core while measuring ("
-                     + ", ".join(busy) + "): those timings are skewed")
+            f"{r['store']['data_mdb_allocated_bytes'] / common.MB:8.1f} "
+            f"{(r['cache_file_bytes'] or 0) / common.MB:8.1f}")
+    warning = common.interference_warning(
+        [(f"{r['tracks']} tracks", r["interference"]) for r in report["sizes"]])
+    if warning:
+        lines.append(warning)
     return "\n".join(lines)
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="bench/query_speed.py",
+    p = common.parser(
+        script=__file__, quiet=True, output=Path("bench/results/query-speed.json"),
         description="Time the query side (load, similar, playlist, duplicates, the CLI) "
-                    "against library size.",
-        epilog="See bench/README.md for what each figure means.",
-    )
+                    "against library size.")
     p.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000, 1_000_000],
                    help="library sizes, tracks (default 10000 100000 1000000)")
     p.add_argument("--work", type=Path, default=Path("/tmp/query-bench"),
@@ -586,9 +574,6 @@ def _parser() -> argparse.ArgumentParser:
                    help="operations per Store.commit while building (default 10000)")
     p.add_argument("--seed", type=int, default=0, help="seed of the library and the picks")
     p.add_argument("--rebuild", action="store_true", help="rebuild the stores even when kept")
-    p.add_argument("-o", "--output", type=Path, default=Path("bench/results/query-speed.json"),
-                   help="JSON report (default bench/results/query-speed.json; - for stdout)")
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress lines on stderr")
     return p
 
 
@@ -600,7 +585,7 @@ def main(*, argv: list[str] | None = None) -> int:
         parser.error("--repeats and --queries must be >= 1, --batch >= 2, sizes >= 2")
     log = not args.quiet
     started = time.perf_counter()
-    cpu_start = kernel_speed._cpu_snapshot()
+    cpu_start = common.cpu_snapshot()
     load_start = os.getloadavg()
     source = None
     args.from_db_label = "synthetic"
@@ -625,11 +610,8 @@ def main(*, argv: list[str] | None = None) -> int:
             res["build"] = {**marker, "built_this_run": built, "path": str(path)}
             sizes.append(res)
             gc.collect()
-    report = kernel_speed._clean({
-        "schema": "fingerprint-engine/bench-query-speed/1",
-        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-        "command": [Path(sys.executable).name, *sys.argv],
-        "machine": kernel_speed.machine_info(kernels=kernels),
+    report = common.jsonable({
+        **common.report_head(schema="fingerprint-engine/bench-query-speed/1", kernels=kernels),
         "settings": {
             "sizes": args.sizes, "repeats": args.repeats, "queries": args.queries,
             "duplicates_repeats": args.duplicates_repeats, "seed": args.seed,
@@ -639,19 +621,18 @@ def main(*, argv: list[str] | None = None) -> int:
             "duplicate_max_distance": DEFAULT_DUPLICATE_DISTANCE,
             "duplicate_duration_tolerance_s": DEFAULT_DUPLICATE_DURATION_S,
             "exact_copy_share": EXACT_SHARE, "near_copy_share": NEAR_SHARE,
-            "threads_env": kernel_speed.SINGLE_THREAD_ENV,
+            "threads_env": common.SINGLE_THREAD_ENV,
             "statistic": "median over repeats; nearest: median over --queries random rows",
         },
         "sizes": sizes,
         "bench_wall_s": time.perf_counter() - started,
         "interference": {
-            **kernel_speed._other_cpu(start=cpu_start, end=kernel_speed._cpu_snapshot(),
-                                      wall_s=time.perf_counter() - started),
+            **common.other_cpu(start=cpu_start, end=common.cpu_snapshot(),
+                               wall_s=time.perf_counter() - started),
             "loadavg_start": list(load_start), "loadavg_end": list(os.getloadavg()),
         },
     })
-    kernel_speed.write_report(report=report, output=args.output,
-                              summary=human_summary(report=report))
+    common.write_report(report=report, output=args.output, summary=human_summary(report=report))
     return 0
 
 

@@ -20,64 +20,69 @@ cache state.
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
-import platform
-import shutil
-import statistics
-import subprocess
 import sys
+
+# bench/common.py first: importing it sets one thread per numeric library, before numpy loads.
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import common  # noqa: I001
+
+import platform
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import soundfile as sf
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import kernel_speed
+from engine.decode import DEFAULT_BLOCK_FRAMES
 
 
-def decode_only(files: list[Path], block: int = 65536) -> tuple[float, float]:
-    """Seconds to decode every file (kernel_speed.decode_only, one buffer per channel count
-    reused); total audio seconds."""
+def decode_corpus(files: list[Path], block: int = DEFAULT_BLOCK_FRAMES) -> tuple[float, float]:
+    """Decode every file once, nothing else (:func:`common.decode_only`).
+
+    Parameters
+    ----------
+    files : list of Path
+        Audio files.
+    block : int
+        Frames per block; one buffer per channel count, reused.
+
+    Returns
+    -------
+    seconds : float
+        Wall time of the decoding, summed over the files.
+    audio_s : float
+        Seconds of audio decoded.
+    """
     buffers: dict[int, np.ndarray] = {}
     seconds = audio = 0.0
     for p in files:
         info = sf.info(str(p))
         buf = buffers.setdefault(info.channels,
                                  np.empty((block, info.channels), dtype=np.float32))
-        s, _ = kernel_speed.decode_only(path=p, buffer=buf)
+        s, _ = common.decode_only(path=p, buffer=buf)
         seconds += s
         audio += info.frames / info.samplerate
     return seconds, audio
 
 
 def engine_wall(corpus: Path, cores: int, workdir: Path) -> float:
-    db = workdir / f"db-{cores}"
-    shutil.rmtree(db, ignore_errors=True)
-    exe = Path(sys.executable).parent / "engine-run"
-    t0 = time.perf_counter()
-    subprocess.run([str(exe), "--cores", str(cores), "--db", str(db), "-q", str(corpus)],
-                   check=False, timeout=3600)
-    wall = time.perf_counter() - t0
-    shutil.rmtree(db, ignore_errors=True)
-    return wall
+    """Wall time of ``engine-run --cores N -q CORPUS`` into a fresh store under ``workdir``."""
+    return common.time_engine_run(corpus=corpus, cores=cores, db=workdir / f"db-{cores}")
 
 
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
+def plot(result: dict[str, Any], png: Path) -> None:
+    """x-realtime per core count against the ideal (1 core x N) and the decode-only limit.
 
-
-def plot(result: dict, png: Path) -> None:
-    """x-realtime per core count against the ideal (1 core x N) and the decode-only limit."""
+    Parameters
+    ----------
+    result : dict
+        The report :func:`main` writes.
+    png : Path
+        The image to write (its folder is created).
+    """
     import matplotlib
 
     matplotlib.use("Agg")
@@ -112,14 +117,14 @@ def plot(result: dict, png: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    """Run the throughput bench from the command line; returns the exit status (2: no audio)."""
+    ap = common.parser(script=__file__, description=__doc__.splitlines()[0])
     ap.add_argument("corpus", type=Path)
     ap.add_argument("--cores", type=int, nargs="+", default=[1, 2])
     ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("-o", "--output", type=Path)
     ap.add_argument("--png", type=Path, help="also plot x-realtime and scaling (matplotlib)")
     args = ap.parse_args(argv)
-    files = kernel_speed.find_audio(root=args.corpus)
+    files = common.find_audio(root=args.corpus)
     if not files:
         print(f"no audio files under {args.corpus}", file=sys.stderr)
         return 2
@@ -130,18 +135,18 @@ def main(argv: list[str] | None = None) -> int:
         walls: dict[int, list[float]] = {c: [] for c in args.cores}
         audio = 0.0
         for r in range(args.repeats):
-            d, audio = decode_only(files)
+            d, audio = decode_corpus(files)
             decode_s.append(d)
             for c in args.cores:
                 walls[c].append(engine_wall(args.corpus, c, Path(tmp)))
             print(f"repeat {r + 1}: decode {d:.2f} s, " + ", ".join(
                 f"{c} cores {walls[c][-1]:.2f} s" for c in args.cores), file=sys.stderr)
-    dec = statistics.median(decode_s)
+    dec = common.median(decode_s)
     dec_xrt = audio / dec
     rows = []
     base = None
     for c in args.cores:
-        w = statistics.median(walls[c])
+        w = common.median(walls[c])
         xrt = audio / w
         base = base or xrt
         rows.append({"cores": c, "wall_s": w, "walls_s": walls[c], "x_realtime": xrt,
@@ -150,24 +155,20 @@ def main(argv: list[str] | None = None) -> int:
                      "scaling_efficiency": xrt / base / c})
     result = {
         "date": time.strftime("%Y-%m-%d"),
-        "machine": {"cpu": cpu_model(), "cores": os.cpu_count(),
-                    "python": platform.python_version()},
+        "machine": {"cpu": common.cpu_model(), "cores": os.cpu_count(),
+                    "python": platform.python_version(), "git_commit": common.git_commit()},
         "corpus": {"path": str(args.corpus), "files": len(files), "audio_s": audio},
         "decode_only": {"wall_s": dec, "walls_s": decode_s, "x_realtime": dec_xrt},
         "engine": rows,
         "repeats": args.repeats,
     }
-    text = json.dumps(result, indent=2)
-    if args.output:
-        args.output.parent.mkdir(parents=True, exist_ok=True)
-        args.output.write_text(text + "\n")
-    print(text)
     if args.png:
         plot(result, args.png)
-    for row in rows:
-        print(f"{row['cores']} cores: {row['x_realtime']:.0f}x realtime, per core "
-              f"{row['per_core_ratio_to_decode']:.2f} x decode-only ({dec_xrt:.0f}x), scaling "
-              f"{row['scaling']:.2f}", file=sys.stderr)
+    summary = "\n".join(
+        f"{row['cores']} cores: {row['x_realtime']:.0f}x realtime, per core "
+        f"{row['per_core_ratio_to_decode']:.2f} x decode-only ({dec_xrt:.0f}x), scaling "
+        f"{row['scaling']:.2f}" for row in rows)
+    common.write_report(report=result, output=args.output, summary=summary)
     return 0
 
 

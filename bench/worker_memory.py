@@ -6,28 +6,44 @@ Usage::
 
 Writes a ``--hours`` long FLAC (a quiet tone with clicks, written block by block, never held
 whole) and a 3-minute one into a temporary folder, runs ``engine-run --cores N`` over them in a
-subprocess, and samples every 50 ms, with psutil, the USS of each worker (forked workers share
-the supervisor's pages: USS is what each adds) and the supervisor's private resident memory
-(RSS - shared). Reports the peak of each in MB, JSON out. The issue's target: each worker
-<= 150 MB whatever the track length.
+subprocess, and samples every 50 ms, with psutil (``common.sample_engine_memory``, as
+bench/memory.py does), the USS of each worker (forked workers share the supervisor's pages: USS
+is what each adds) and the supervisor's private resident memory (RSS - shared). Reports the peak
+of each in MB, JSON out. The issue's target: each worker <= 150 MB whatever the track length.
 """
 
 from __future__ import annotations
 
-import argparse
-import json
-import subprocess
+import os
 import sys
+
+# bench/common.py first: importing it sets one thread per numeric library, before numpy loads.
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import common  # noqa: I001
+
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
-import psutil
 import soundfile as sf
+
+#: Sampling period of the engine's memory, s.
+INTERVAL_S = 0.05
 
 
 def write_long(path: Path, seconds: float, sr: int = 44100) -> None:
+    """Write a stereo 16-bit track: a 220 Hz tone at -20 dBFS with a click every 0.5 s.
+
+    Parameters
+    ----------
+    path : Path
+        The file; its extension picks the format (``.flac``).
+    seconds : float
+        Length.
+    sr : int
+        Sample rate in Hz.
+    """
     block = sr * 10
     with sf.SoundFile(path, "w", sr, 2, subtype="PCM_16") as f:
         done = 0
@@ -42,50 +58,37 @@ def write_long(path: Path, seconds: float, sr: int = 44100) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--hours", type=float, default=2.0)
-    ap.add_argument("--cores", type=int, default=2)
-    ap.add_argument("-o", "--output", type=Path)
+    """Run the measurement; the exit status is 0 when engine-run exited 0, else 1."""
+    ap = common.parser(script=__file__, description=__doc__.splitlines()[0])
+    ap.add_argument("--hours", type=float, default=2.0, help="length of the long track (2)")
+    ap.add_argument("--cores", type=int, default=2, help="engine-run --cores (2)")
     args = ap.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
         lib = Path(tmp) / "lib"
         lib.mkdir()
         write_long(lib / "long.flac", args.hours * 3600)
         write_long(lib / "short.flac", 180)
-        exe = Path(sys.executable).parent / "engine-run"
-        proc = subprocess.Popen([str(exe), "--cores", str(args.cores), "--db",
-                                 str(Path(tmp) / "db"), "-q", str(lib)])
-        sup = psutil.Process(proc.pid)
-        peak_worker: dict[int, float] = {}
-        peak_sup = 0.0
-        t0 = time.monotonic()
-        while proc.poll() is None:
-            try:
-                info = sup.memory_full_info()
-                peak_sup = max(peak_sup, (info.rss - info.shared) / 2**20)
-                for child in sup.children():
-                    if "resource_tracker" in " ".join(child.cmdline()):
-                        continue
-                    uss = child.memory_full_info().uss / 2**20
-                    peak_worker[child.pid] = max(peak_worker.get(child.pid, 0.0), uss)
-            except psutil.Error:
-                pass
-            time.sleep(0.05)
-        wall = time.monotonic() - t0
+        cmd = [str(common.engine_script("engine-run")), "--cores", str(args.cores), "--db",
+               str(Path(tmp) / "db"), "-q", str(lib)]
+        res = common.sample_engine_memory(cmd, INTERVAL_S, Path(tmp) / "engine-stderr.txt")
     result = {
         "date": time.strftime("%Y-%m-%d"),
         "hours": args.hours,
         "cores": args.cores,
-        "wall_s": wall,
-        "exit_code": proc.returncode,
-        "peak_worker_uss_mb": sorted(peak_worker.values(), reverse=True),
-        "peak_supervisor_private_mb": peak_sup,
+        "wall_s": res["wall_s"],
+        "exit_code": res["exit_code"],
+        "peak_worker_uss_mb": sorted(res["worker_peak_uss_mb"].values(), reverse=True),
+        "peak_supervisor_private_mb": max(res["series"]["sup_private_mb"], default=0.0),
+        "sampler": res["sampler"],
     }
-    text = json.dumps(result, indent=2)
-    if args.output:
-        args.output.write_text(text + "\n")
-    print(text)
-    return 0 if proc.returncode == 0 else 1
+    if res["exit_code"] != 0:
+        result["stderr_tail"] = res["stderr_tail"]
+    workers = ", ".join(f"{v:.1f}" for v in result["peak_worker_uss_mb"]) or "-"
+    summary = (f"engine-run --cores {args.cores} on a {args.hours:g} h and a 3 min track: exit "
+               f"{res['exit_code']}, {res['wall_s']:.1f} s; peak worker USS {workers} MB, "
+               f"supervisor private {result['peak_supervisor_private_mb']:.1f} MB")
+    common.write_report(report=result, output=args.output, summary=summary)
+    return 0 if res["exit_code"] == 0 else 1
 
 
 if __name__ == "__main__":

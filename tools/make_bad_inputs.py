@@ -23,8 +23,8 @@ Fields of an expectation:
     whose ``error.kind`` is one of ``kinds``; ``"ok_or_failed"``: either is right (``why`` says
     why; a failure must still have one of ``kinds``).
 ``kinds``
-    The error kinds a failure may carry (engine/messages.py ``Failed``, engine/scan.py
-    ``ScanProblem.kind``).
+    The error kinds a failure may carry (engine/run/messages.py ``Failed``,
+    engine/run/scan.py ``ScanProblem.kind``).
 ``duration_s``, ``duration_tol``, ``sample_rate``, ``channels``
     What an ok record must say. ``duration_max_s``: the longest an ok record of an
     ``ok_or_failed`` path may claim (the intact file's length).
@@ -36,7 +36,7 @@ Fields of an expectation:
 ``why``
     Why this expectation, where it is not obvious.
 
-Every failure message must name its file (the basename, escaped as engine/scan.py ``_show``
+Every failure message must name its file (the basename, escaped as engine/text.py ``display``
 does: ``\\xNN`` for a byte that is not UTF-8, ``\\n`` for a newline), give a reason, be one
 printable line, and not claim that an existing regular file "does not exist".
 
@@ -178,7 +178,7 @@ class Context:
 
 
 def shown(name: str) -> str:
-    """The printable form of a name, as engine/scan.py ``_show`` writes paths in messages.
+    """The printable form of a name, as engine/text.py ``display`` writes paths in messages.
 
     Parameters
     ----------

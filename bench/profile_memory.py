@@ -3,12 +3,12 @@ and in a forked worker.
 
 Usage::
 
-    python tools/profile_memory.py [-o bench/results/profile-memory.json] [--seconds 180]
+    python bench/profile_memory.py [-o bench/results/profile-memory.json] [--seconds 180]
 
 Steps, in this process (the supervisor's side, RSS and USS via psutil):
 
-1. ``baseline``: the interpreter with numpy imported (and psutil, argparse, json: the tool's
-   own needs), nothing else;
+1. ``baseline``: the interpreter with numpy imported (and psutil, argparse, json and
+   bench/common.py, which defers whatever else it needs to its functions), nothing else;
 2. ``after_init``: ``import kernels`` + ``kernels.warmup()`` (numba, llvmlite, pyfftw,
    soundfile, every kernel loaded or compiled);
 3. ``first_extraction``: one ``--seconds`` long (3 min) synthesised 44.1 kHz stereo track fed
@@ -26,30 +26,27 @@ worker adds). The
 supervisor's steps 3-5 run after the child has exited. Both fingerprints of each process must be
 bit-identical (``fingerprints_identical``).
 
-Thread pools are limited to one thread before numpy loads, as in engine-run.
+Thread pools are limited to one thread before numpy loads (bench/common.py), as in engine-run.
 """
 
 from __future__ import annotations
 
 import os
+import sys
 
-for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"):
-    os.environ.setdefault(_var, "1")
+# bench/common.py first: importing it sets one thread per numeric library, before numpy loads.
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import common  # noqa: I001
 
-import argparse  # noqa: E402 - after the thread settings on purpose
-import gc  # noqa: E402
-import json  # noqa: E402
-import multiprocessing as mp  # noqa: E402
-import platform  # noqa: E402
-import sys  # noqa: E402
-import time  # noqa: E402
-from pathlib import Path  # noqa: E402
-from typing import Any  # noqa: E402
+import gc
+import multiprocessing as mp
+import platform
+import time
+from typing import Any
 
-import numpy as np  # noqa: E402
-import psutil  # noqa: E402
+import numpy as np
+import psutil
 
-MB = 2**20
 SAMPLE_RATE = 44100
 CHANNELS = 2
 
@@ -67,7 +64,7 @@ def measure(proc: psutil.Process) -> dict[str, float]:
         ``rss_mb`` and ``uss_mb``.
     """
     info = proc.memory_full_info()
-    return {"rss_mb": round(info.rss / MB, 2), "uss_mb": round(info.uss / MB, 2)}
+    return {"rss_mb": round(info.rss / common.MB, 2), "uss_mb": round(info.uss / common.MB, 2)}
 
 
 class Track:
@@ -151,7 +148,7 @@ def extract(track: Track, proc: psutil.Process) -> tuple[np.ndarray, float]:
         peak = max(peak, proc.memory_info().rss)
     values = analyzer.finish().as_array()
     peak = max(peak, proc.memory_info().rss)
-    return values, round(peak / MB, 2)
+    return values, round(peak / common.MB, 2)
 
 
 def extraction_steps(track: Track) -> tuple[dict[str, dict[str, float]], bool]:
@@ -257,12 +254,10 @@ def main(argv: list[str] | None = None) -> int:
     int
         0 when both sides completed with identical fingerprints, else 1.
     """
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0],
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = common.parser(script=__file__, description=__doc__.splitlines()[0])
     ap.add_argument("--seconds", type=float, default=180.0, help="track length (default 180)")
     ap.add_argument("--block-frames", type=int, default=65536,
                     help="frames per fed block (default 65536, engine-run's)")
-    ap.add_argument("-o", "--output", type=Path, help="JSON out (default: stdout)")
     args = ap.parse_args(argv)
     t0 = time.monotonic()
     proc = psutil.Process()
@@ -314,18 +309,13 @@ def main(argv: list[str] | None = None) -> int:
         result["deltas_mb"]["worker_second_minus_first_uss"] = round(
             ws["second_extraction"]["uss_mb"] - ws["first_extraction"]["uss_mb"], 2)
     result["elapsed_s"] = round(time.monotonic() - t0, 2)
-    print(table(result), file=sys.stderr)
     ok = identical and "error" not in worker and bool(worker.get("fingerprints_identical"))
+    lines = [table(result)]
     if "error" in worker:
-        print(f"worker: {worker['error']}", file=sys.stderr)
-    print(f"fingerprints identical: supervisor {identical}, worker "
-          f"{worker.get('fingerprints_identical')}; {result['elapsed_s']:.1f} s", file=sys.stderr)
-    text = json.dumps(result, indent=1)
-    if args.output:
-        args.output.parent.mkdir(parents=True, exist_ok=True)
-        args.output.write_text(text + "\n")
-    else:
-        print(text)
+        lines.append(f"worker: {worker['error']}")
+    lines.append(f"fingerprints identical: supervisor {identical}, worker "
+                 f"{worker.get('fingerprints_identical')}; {result['elapsed_s']:.1f} s")
+    common.write_report(report=result, output=args.output, summary="\n".join(lines))
     return 0 if ok else 1
 
 
