@@ -14,7 +14,7 @@ import contextlib
 import os
 import sys
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
@@ -183,12 +183,14 @@ class Report:
             self._bar = tqdm(total=0, file=self.err, unit="track", dynamic_ncols=True,
                              desc="fingerprinting")
 
-    def refresh(self, *, scanned: int, queue: int, queue_size: int, pids: list[int]) -> None:
-        """Redraw the bar; read the memory at most once per :data:`MEMORY_EVERY_S`."""
+    def refresh(self, *, scanned: int, queue: int, queue_size: int,
+                pids: Callable[[], list[int]]) -> None:
+        """Redraw the bar; read the memory of this process and ``pids()`` at most once per
+        :data:`MEMORY_EVERY_S`."""
         now = time.monotonic()
         if now - self._last_memory >= MEMORY_EVERY_S:
             self._last_memory = now
-            self._memory = memory_mb(pids)
+            self._memory = memory_mb(pids())
             self.stats.peak_memory_mb = max(self.stats.peak_memory_mb, self._memory)
             if self._bar is not None:
                 elapsed = max(1e-9, now - self._t_start)

@@ -388,7 +388,7 @@ class Supervisor:
 
     def _refresh(self) -> None:
         self.report.refresh(scanned=self._scanned, queue=self.backend.depth(),
-                            queue_size=self.config.queue_size, pids=self.backend.processes())
+                            queue_size=self.config.queue_size, pids=self.backend.processes)
 
     # -- stopping ------------------------------------------------------------------------------
 
