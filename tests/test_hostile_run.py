@@ -143,3 +143,22 @@ def test_failures_found_by_the_scan_are_stored_and_listed(tmp_path, rng):
     assert r.rc == 0, r.stderr
     assert set(_failures(db)) == {str(notes)}
     assert len(h.store_contents(db).fingerprints) == 2
+
+
+def test_a_file_copied_then_deleted_keeps_its_fingerprint(tmp_path):
+    """A move by copy and delete changes the mtime: the store's rule against stale values
+    drops a fingerprint whose track changes, so the catalog puts the moved one back; the next
+    run must still answer from the store, not decode again."""
+    lib, db = tmp_path / "lib", tmp_path / "db"
+    [old] = _tracks(lib, 1)
+    assert h.engine_run("--db", str(db), "-q", str(lib)).rc == 0
+    before = h.store_contents(db).bits()[str(old)]
+    new = lib / "moved" / "renamed.wav"
+    new.parent.mkdir()
+    new.write_bytes(old.read_bytes())  # a copy: a new mtime
+    old.unlink()
+    for _ in range(2):
+        r = h.engine_run("--db", str(db), "--jsonl", "-q", str(lib))
+        assert r.rc == 0, r.stderr
+        assert [rec["status"] for rec in r.records] == ["cached"]
+    assert h.store_contents(db).bits() == {str(new): before}
