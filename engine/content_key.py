@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import stat
 from os import PathLike
 from typing import Final
 
@@ -65,8 +66,12 @@ def content_key(path: str | PathLike[str] | bytes, size: int) -> bytes:
     shown = os.fsdecode(path)
     h = hashlib.blake2b(digest_size=16)
     h.update(size.to_bytes(8, "little"))
-    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    # O_NONBLOCK: a FIFO put where the scan saw a file must not block the supervisor
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
     try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise StoreError(f"{shown}: no longer a regular file (it was replaced since the "
+                             f"scan); run again")
         if size <= 2 * CONTENT_KEY_CHUNK:
             h.update(_pread_exact(fd, size, 0, shown))
         else:

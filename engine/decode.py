@@ -39,13 +39,14 @@ DEFAULT_BLOCK_FRAMES = 65536
 
 def _reason(path: str, exc: BaseException) -> str:
     """libsndfile's own words (without soundfile's "Error opening 3: " prefix, which names the
-    descriptor), corrected where they mislead: for data it does not recognise it may say the
-    file "does not exist or is not a regular file" when it is one."""
+    descriptor; libsndfile never sees the name), corrected where they mislead: for data it does
+    not recognise it may say the file "does not exist or is not a regular file" when it is
+    one."""
     reason = (getattr(exc, "error_string", None) or str(exc)).strip() or type(exc).__name__
     if "does not exist or is not a regular file" in reason and os.path.isfile(path):
         # its MPEG reader's words for "no format recognised": the file is there
         return "no audio format libsndfile reads was recognised in the data"
-    return reason.replace(path, display(path))
+    return reason
 
 
 class AudioSource:
@@ -108,9 +109,11 @@ class AudioSource:
     def close(self) -> None:
         """Release the decoder and the file (idempotent)."""
         if self._fd >= 0:
-            self._file.close()
-            os.close(self._fd)
-            self._fd = -1
+            fd, self._fd = self._fd, -1
+            try:
+                self._file.close()
+            finally:
+                os.close(fd)
 
     def __enter__(self) -> AudioSource:
         return self

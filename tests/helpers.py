@@ -105,10 +105,12 @@ def engine_run(*args: str, stdin: bytes | None = None, timeout: float = 240.0,
     return Run(proc.returncode, records, err.decode("utf-8", "replace"), seconds, leftovers)
 
 
-def start_engine_run(*args: str, stdout: int = subprocess.PIPE,
-                     stderr: int = subprocess.PIPE) -> subprocess.Popen[bytes]:
-    """engine-run started and left running (to signal it, kill it or read it as it goes)."""
-    return subprocess.Popen([str(BIN / "engine-run"), *args], stdout=stdout, stderr=stderr)
+def start_engine_run(*args: str, stdout: int = subprocess.PIPE, stderr: int = subprocess.PIPE,
+                     stdin: int | None = None) -> subprocess.Popen[bytes]:
+    """engine-run started and left running (to signal it, kill it, feed or read it as it
+    goes)."""
+    return subprocess.Popen([str(BIN / "engine-run"), *args], stdin=stdin, stdout=stdout,
+                            stderr=stderr)
 
 
 def start_fault_runner(db: Path, library: Path, *extra: str, stdout: int = subprocess.PIPE,

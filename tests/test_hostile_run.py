@@ -5,12 +5,16 @@ defect that once ended in a traceback, a silent clamp, a lost record or a swampe
 from __future__ import annotations
 
 import json
+import os
 import resource
+import signal
 import subprocess
+import time
 from pathlib import Path
 
 import helpers as h
 import numpy as np
+import psutil
 import pytest
 import soundfile as sf
 
@@ -162,3 +166,103 @@ def test_a_file_copied_then_deleted_keeps_its_fingerprint(tmp_path):
         assert r.rc == 0, r.stderr
         assert [rec["status"] for rec in r.records] == ["cached"]
     assert h.store_contents(db).bits() == {str(new): before}
+
+
+def test_idle_workers_killed_while_waiting_for_jobs_do_not_hang_the_run(tmp_path):
+    """A worker waiting in the queue's get() holds the queue's read lock; once SIGKILLed there
+    it never released it and no worker could take a job again: the run hung for ever."""
+    lib, db = tmp_path / "lib", tmp_path / "db"
+    paths = _tracks(lib, 3)
+    proc = h.start_engine_run("--db", str(db), "--cores", "2", "--jsonl", "-q", "-",
+                              stdin=subprocess.PIPE)
+    try:
+        assert proc.stdin is not None and proc.stdout is not None
+        proc.stdin.write(f"{paths[0]}\n".encode())
+        proc.stdin.flush()
+        assert json.loads(proc.stdout.readline())["status"] == "ok"
+        workers = psutil.Process(proc.pid).children()
+        assert len(workers) == 2
+        time.sleep(0.3)  # both idle, one inside get() holding the lock
+        for w in workers:
+            w.kill()
+        time.sleep(0.5)
+        out, err = proc.communicate(f"{paths[1]}\n{paths[2]}\n".encode(), timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err.decode()
+    assert [json.loads(line)["status"] for line in out.decode().splitlines()] == ["ok", "ok"]
+    assert set(h.store_contents(db).fingerprints) == {str(p) for p in paths}
+
+
+def test_a_signal_stops_a_run_waiting_on_an_idle_stdin(tmp_path):
+    """SIGTERM while the scan waited for more paths on stdin was ignored until EOF, then the
+    run exited 0 as if nothing had happened."""
+    proc = h.start_engine_run("--db", str(tmp_path / "db"), "--cores", "1", "-q", "-",
+                              stdin=subprocess.PIPE)
+    try:
+        time.sleep(3.0)  # started, waiting on stdin
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 143, err.decode()
+    assert b"Traceback" not in err
+
+
+def test_moved_files_share_nothing_and_a_missing_old_path_breaks_nothing(tmp_path):
+    """Two identical files moved together once got one track id between them (the store kept
+    one at a deleted path); a moved file named together with its (now missing) old path made
+    every run fail with exit 3. The content key finds one track per key, so the second copy is
+    computed again: slower, never wrong."""
+    lib, db = tmp_path / "lib", tmp_path / "db"
+    [x] = _tracks(lib / "d1", 1)
+    y = lib / "d1" / "y.wav"
+    y.write_bytes(x.read_bytes())
+    assert h.engine_run("--db", str(db), "-q", str(lib)).rc == 0
+    (lib / "d2").mkdir()
+    for f in (x, y):
+        (lib / "d2" / f.name).write_bytes(f.read_bytes())
+        f.unlink()
+    r = h.engine_run("--db", str(db), "--jsonl", str(lib / "d2"), str(x))
+    assert r.rc == 1, r.stderr  # x itself is missing now
+    by_path = {rec["path"]: rec for rec in r.records}
+    moved = [by_path[str(lib / "d2" / f.name)] for f in (x, y)]
+    assert moved[0]["status"] == "cached" and moved[1]["status"] in ("cached", "ok")
+    assert moved[0]["track_id"] != moved[1]["track_id"]
+    assert by_path[str(x)]["status"] == "failed"
+    assert "moved)" in r.stderr
+    for _ in range(2):  # and again: nothing stuck
+        again = h.engine_run("--db", str(db), "--jsonl", "-q", str(lib / "d2"), str(x))
+        assert again.rc == 1, again.stderr
+        assert sorted(rec["status"] for rec in again.records) == ["cached", "cached", "failed"]
+    assert set(h.store_contents(db).fingerprints) == {str(lib / "d2" / f.name) for f in (x, y)}
+
+
+@pytest.mark.parametrize("stderr", ["closed", "full"])
+def test_a_closed_or_full_stderr_does_not_stop_the_run(tmp_path, stderr):
+    """`engine-run ... 2>&-` was an AttributeError and `2>/dev/full` an OSError before any
+    work: messages are best effort, the run is not."""
+    lib, db = tmp_path / "lib", tmp_path / "db"
+    _tracks(lib, 3)
+    cmd = [str(h.BIN / "engine-run"), "--db", str(db), str(lib)]
+    if stderr == "closed":
+        r = subprocess.run(cmd, stderr=subprocess.DEVNULL, timeout=120, check=False,
+                           preexec_fn=lambda: os.close(2))
+    else:
+        with open("/dev/full", "w") as full:
+            r = subprocess.run(cmd, stderr=full, timeout=120, check=False)
+    assert r.returncode == 0
+    assert len(h.store_contents(db).fingerprints) == 3
+
+
+def test_content_key_refuses_a_fifo_without_blocking(tmp_path):
+    """A FIFO put where the scan saw a file once blocked the supervisor in open()."""
+    from engine.content_key import content_key
+    from engine.errors import StoreError
+
+    fifo = tmp_path / "was-a-file.wav"
+    os.mkfifo(fifo)
+    with pytest.raises(StoreError, match="no longer a regular file"):
+        content_key(fifo, 1000)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import multiprocessing as mp
-import subprocess
 
 import helpers as h
 import numpy as np
@@ -14,14 +13,14 @@ from engine.run.report import memory_mb
 
 
 def test_a_reader_that_leaves_stops_the_run_quietly_with_exit_141(tmp_path):
-    """``engine-run --jsonl LIB | head -1``: 120 records (~1 KB each) overflow the pipe's
-    64 KiB, so the run is still writing when the reader goes; it must stop feeding, commit
-    what completed, print nothing and exit 141; a rerun completes the rest."""
+    """``engine-run --jsonl LIB | head -1``: records go out once a second, after their commit;
+    40 tracks that take 0.5 s each (the ``slow`` fault hook, engine-run's own main) keep the
+    run going when the reader leaves after its first line. The run must stop feeding, commit
+    what completed, say nothing and exit 141 (it exited 1, "some tracks failed", without a
+    word); a rerun completes the rest."""
     lib, db = tmp_path / "lib", tmp_path / "db"
-    h.write_tracks(lib, [f"t{i:03d}.wav" for i in range(120)], seconds=0.5)
-    proc = subprocess.Popen([str(h.BIN / "engine-run"), "--db", str(db), "--cores", "2",
-                             "--jsonl", str(lib)], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE)
+    h.write_tracks(lib, [f"slow{i:02d}.wav" for i in range(40)], seconds=0.5)
+    proc = h.start_fault_runner(db, lib, "--cores", "2")
     assert proc.stdout is not None and proc.stderr is not None
     first = json.loads(proc.stdout.readline())
     proc.stdout.close()  # what `head -1` does after its line
@@ -29,15 +28,14 @@ def test_a_reader_that_leaves_stops_the_run_quietly_with_exit_141(tmp_path):
     code = proc.wait(timeout=120)
     if code != 141:
         raise AssertionError(f"exit {code}, stderr:\n{err}")
-    assert "Traceback" not in err and "Broken pipe" not in err and "BrokenPipe" not in err
-    assert "tracks:" not in err  # no summary either: the run's reader is gone
+    assert err == ""  # no "Broken pipe", no traceback
     stored = set(h.store_contents(db).fingerprints)
     assert first["path"] in stored  # what was printed is in the store
-    assert len(stored) < 120  # it stopped early
+    assert len(stored) < 40  # it stopped early
     again = h.engine_run("--db", str(db), "--cores", "2", "-q", "--jsonl", str(lib))
     assert again.rc == 0
     statuses = [rec["status"] for rec in again.records]
-    assert len(statuses) == 120
+    assert len(statuses) == 40
     assert statuses.count("cached") == len(stored)
 
 

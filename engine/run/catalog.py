@@ -23,6 +23,7 @@ Rules (README, "engine-run"):
 from __future__ import annotations
 
 import os
+from collections.abc import Container
 from dataclasses import dataclass
 
 from ..content_key import content_key
@@ -56,7 +57,7 @@ class Decision:
         ``"cached"``, ``"moved"``, ``"failed"`` (known or unreadable) or ``"job"``.
     path : str
     track_id : int or None
-        None for a file that could not even be read (no track is made for it).
+        The id its records are stored under; None for a path the store cannot hold.
     ops : tuple of Operation
         For the supervisor's next batch.
     fp : FingerprintRecord or None
@@ -65,8 +66,9 @@ class Decision:
         For ``"failed"``.
     job : Job or None
         For ``"job"``: the first attempt.
-    had_failure : bool
-        A job for a track with a failure record (cleared when it succeeds).
+    new_problem : bool
+        A failure found now (a scan problem, an unreadable file), to be shown on stderr; an
+        unchanged failure of an earlier run is not shown again.
     """
 
     status: str
@@ -76,11 +78,11 @@ class Decision:
     fp: FingerprintRecord | None = None
     error: tuple[str, str] | None = None
     job: Job | None = None
-    had_failure: bool = False
+    new_problem: bool = False
 
 
 def decide(store: Store, c: Candidate, *, force: bool, retry_failed: bool,
-           max_retries: int) -> Decision:
+           max_retries: int, busy: Container[int] = ()) -> Decision:
     """The catalog's answer for ``c``, from one read snapshot of ``store``.
 
     Parameters
@@ -92,6 +94,9 @@ def decide(store: Store, c: Candidate, *, force: bool, retry_failed: bool,
         ``--force`` and ``--retry-failed``.
     max_retries : int, keyword-only
         Given to a new job (``--max-retries``).
+    busy : container of int, keyword-only
+        Track ids with a job in flight: such a track is never taken for a moved file (its
+        answer will name its own path).
 
     Returns
     -------
@@ -109,8 +114,7 @@ def decide(store: Store, c: Candidate, *, force: bool, retry_failed: bool,
                 return Decision("failed", c.path, track.track_id,
                                 error=(fail.kind, fail.message))
             return Decision("job", c.path, track.track_id,
-                            job=Job(track.track_id, c.path, 0, max_retries),
-                            had_failure=fail is not None)
+                            job=Job(track.track_id, c.path, 0, max_retries))
         try:
             key = content_key(c.path, c.size)
         except PermissionError:
@@ -123,7 +127,7 @@ def decide(store: Store, c: Candidate, *, force: bool, retry_failed: bool,
         if track is None and not force:
             old = snap.find_by_content_key(key)
             if (old is not None and old.path != c.path and old.size == c.size
-                    and not os.path.exists(old.path)):
+                    and old.track_id not in busy and not os.path.exists(old.path)):
                 old_fp = snap.get_fingerprint(old.track_id)
                 if old_fp is not None and is_current(old_fp):
                     record = TrackRecord(old.track_id, c.path, c.size, c.mtime_ns, key)
@@ -136,7 +140,7 @@ def decide(store: Store, c: Candidate, *, force: bool, retry_failed: bool,
     track_id = track.track_id if track is not None else store.new_track_id()
     return Decision("job", c.path, track_id,
                     (PutTrack(TrackRecord(track_id, c.path, c.size, c.mtime_ns, key)),),
-                    job=Job(track_id, c.path, 0, max_retries), had_failure=fail is not None)
+                    job=Job(track_id, c.path, 0, max_retries))
 
 
 def decide_problem(store: Store, p: ScanProblem) -> Decision:
@@ -157,7 +161,7 @@ def decide_problem(store: Store, p: ScanProblem) -> Decision:
         ``"failed"``, with the PutFailure in ``ops`` when the path can be stored.
     """
     if not is_storable_path(p.path):
-        return Decision("failed", p.path, None, error=(p.kind, p.message))
+        return Decision("failed", p.path, None, error=(p.kind, p.message), new_problem=True)
     with store.snapshot() as snap:
         track, _, fail = snap.lookup(p.path)
     return _failed(store, p.path, track, fail, p.kind, p.message)
@@ -171,4 +175,5 @@ def _failed(store: Store, path: str, track: TrackRecord | None, fail: FailureRec
                 else store.new_track_id())
     record = FailureRecord(track_id, path, kind, message,
                            fail.attempts + 1 if fail is not None else 1, 0, 0)
-    return Decision("failed", path, None, (PutFailure(record),), error=(kind, message))
+    return Decision("failed", path, track_id, (PutFailure(record),), error=(kind, message),
+                    new_problem=True)

@@ -26,6 +26,7 @@ from ..threads import one_thread_per_process
 one_thread_per_process()  # before numpy loads: engine/threads.py
 
 import argparse  # noqa: E402 - after the thread settings on purpose
+import contextlib  # noqa: E402
 import math  # noqa: E402
 import os  # noqa: E402
 import sys  # noqa: E402
@@ -197,6 +198,20 @@ def _inputs(paths: Sequence[str], null: bool) -> Iterator[str]:
             yield p
 
 
+def _is_terminal(stream: object) -> bool:
+    try:
+        return bool(stream.isatty())  # type: ignore[attr-defined]
+    except (AttributeError, ValueError, OSError):
+        return False
+
+
+def _say(msg: str) -> None:
+    """A line on stderr, best effort: a closed or full stderr must not turn an exit code into
+    a traceback."""
+    with contextlib.suppress(OSError, ValueError, AttributeError):
+        print(msg, file=sys.stderr)
+
+
 def _dask_backend(args: argparse.Namespace) -> bool:
     return args.backend == "dask" or args.scheduler is not None
 
@@ -229,15 +244,16 @@ def main(argv: Sequence[str] | None = None, *,
     ``worker_hook`` is the tests' fault-injection seam (``RunConfig.worker_hook``); the console
     script never passes it.
     """
+    if sys.stderr is None:  # started with 2>&-: messages go nowhere, the run still runs
+        sys.stderr = open(os.devnull, "w")
     ap = run_parser()
     args = ap.parse_args(argv)
     if not args.paths:
         ap.print_usage(sys.stderr)
-        print("engine-run: error: give at least one PATH, or - to read paths from stdin",
-              file=sys.stderr)
+        _say("engine-run: error: give at least one PATH, or - to read paths from stdin")
         return EXIT_USAGE
     if args.paths.count("-") > 1:
-        print("engine-run: error: '-' (stdin) may be given once", file=sys.stderr)
+        _say("engine-run: error: '-' (stdin) may be given once")
         return EXIT_USAGE
     from .supervisor import RunConfig  # the analyzer's imports: only once the options hold
 
@@ -249,29 +265,29 @@ def main(argv: Sequence[str] | None = None, *,
                      else 1 if _dask_backend(args) else 2),
         block_frames=args.block_frames, grace_s=args.grace,
         max_entries=args.max_entries, max_bytes=args.max_bytes, jsonl=args.jsonl,
-        quiet=args.quiet, progress=sys.stderr.isatty() and not args.quiet,
+        quiet=args.quiet, progress=_is_terminal(sys.stderr) and not args.quiet,
         verbose=args.verbose, follow_symlinks=not args.no_follow_symlinks,
         timeout_s=args.timeout, min_speed=args.min_speed, worker_hook=worker_hook,
     )
     try:
         supervisor = _supervisor(args, config)
     except BackendError as e:
-        print(f"engine-run: error: {e}", file=sys.stderr)
+        _say(f"engine-run: error: {e}")
         return EXIT_USAGE
     try:
         stats = supervisor.run(_inputs(args.paths, args.null))
     except StoreError as e:
-        print(f"engine-run: {e}", file=sys.stderr)
+        _say(f"engine-run: {e}")
         return EXIT_STORE
     except BackendError as e:
-        print(f"engine-run: {e}", file=sys.stderr)
+        _say(f"engine-run: {e}")
         return EXIT_BACKEND
     except InputError as e:
-        print(f"engine-run: error: {e}; what completed is committed", file=sys.stderr)
+        _say(f"engine-run: error: {e}; what completed is committed")
         return EXIT_USAGE
     if stats.output_error:
-        print(f"engine-run: cannot write to stdout: {stats.output_error}; stopped feeding, "
-              f"the completed tracks are committed: run again to do the rest", file=sys.stderr)
+        _say(f"engine-run: cannot write to stdout: {stats.output_error}; stopped feeding, "
+              f"the completed tracks are committed: run again to do the rest")
         return EXIT_OUTPUT
     if stats.output_closed:
         return EXIT_PIPE

@@ -56,7 +56,9 @@ class RunStats:
     def summary(self) -> str:
         rate = self.tracks / self.wall_s if self.wall_s > 0 else 0.0
         xrt = self.audio_s / self.wall_s if self.wall_s > 0 else 0.0
-        return (f"{self.tracks} tracks: {self.ok} ok, {self.cached} cached, {self.failed} failed"
+        moved = f" ({self.moved} moved)" if self.moved else ""
+        return (f"{self.tracks} tracks: {self.ok} ok, {self.cached} cached{moved}, "
+                f"{self.failed} failed"
                 f" in {self.wall_s:.1f} s ({rate:.1f} tracks/s, {xrt:.0f}x realtime of new "
                 f"audio), peak memory {self.peak_memory_mb:.0f} MB (PSS)")
 
@@ -105,6 +107,7 @@ class Report:
         self._t_start = time.monotonic()
         self._last_memory = 0.0
         self._memory = 0.0
+        self._held: list[str] = []  # records of the batch not yet committed
         self.output_closed = False
 
     # -- records -----------------------------------------------------------------------------
@@ -112,7 +115,8 @@ class Report:
     def record(self, path: str, track_id: int | None, status: str, *,
                fp: FingerprintRecord | None = None,
                error: tuple[str, str] | None = None) -> None:
-        """One ``--jsonl`` record (nothing without --jsonl, or once the reader has gone)."""
+        """One ``--jsonl`` record, held until :meth:`release` (nothing without --jsonl, or once
+        the reader has gone)."""
         if not self.jsonl or self.output_closed:
             return
         rec = {
@@ -125,21 +129,26 @@ class Report:
             "channels": fp.channels if fp else None,
             "error": {"kind": error[0], "message": error[1]} if error else None,
         }
-        try:
-            self.out.write(jsonl_line(rec))
-        except OSError as e:
-            self._output_failed(e)
+        self._held.append(jsonl_line(rec))
 
-    def flush(self) -> None:
-        """Flush stdout (after each commit: what is on stdout is in the store)."""
-        if self.output_closed:
+    def release(self) -> None:
+        """Write and flush the held records: called after each commit, so that what is on
+        stdout is in the store, and stdout's buffer is empty whenever a worker is forked
+        (multiprocessing flushes it in the parent before every fork)."""
+        held, self._held = self._held, []
+        if self.output_closed or not held:
             return
         try:
+            self.out.write("".join(held))
             self.out.flush()
         except OSError as e:
             self._output_failed(e)
         except ValueError:  # closed by the caller
             pass
+
+    def discard(self) -> None:
+        """Drop the held records: their batch was not committed (the store failed)."""
+        self._held = []
 
     def _output_failed(self, e: OSError) -> None:
         """stdout is gone (EPIPE: quietly) or full (ENOSPC, EIO: said by the CLI)."""
@@ -155,11 +164,13 @@ class Report:
     # -- messages ----------------------------------------------------------------------------
 
     def log(self, msg: str) -> None:
-        """A line on stderr, above the progress bar."""
-        if self._bar is not None:
-            self._bar.write(msg, file=self.err)
-        else:
-            print(msg, file=self.err)
+        """A line on stderr, above the progress bar; best effort (a closed or full stderr
+        loses the message, never the run)."""
+        with contextlib.suppress(OSError, ValueError):
+            if self._bar is not None:
+                self._bar.write(msg, file=self.err)
+            else:
+                print(msg, file=self.err)
 
     def problem(self, message: str) -> None:
         """A failure the user should see now (never with --jsonl, which carries it, or -q)."""
@@ -168,11 +179,11 @@ class Report:
 
     def budget(self, line: str | None) -> None:
         if line is not None and not self.quiet:
-            print(line, file=self.err)
+            self.log(line)
 
     def summary(self) -> None:
         if not self.quiet:
-            print(self.stats.summary(), file=self.err)
+            self.log(self.stats.summary())
 
     # -- progress ----------------------------------------------------------------------------
 

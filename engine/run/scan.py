@@ -60,7 +60,9 @@ from __future__ import annotations
 
 import errno
 import os
+import queue
 import stat
+import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from operator import attrgetter
@@ -489,3 +491,73 @@ def _too_long_message(null_separated: bool) -> str:
         else " (NUL-separated input such as `find -print0` output needs -0/--null)"
     )
     return f"an input path is longer than {MAX_ENTRY_BYTES} bytes without a separator{hint}"
+
+
+class Prefetch:
+    """The scan in a thread of its own, handed over through a bounded queue.
+
+    The supervisor must keep collecting results, committing and answering signals while the
+    scan waits: on a producer that writes paths slowly (``inotifywait ... | engine-run -``), on
+    an idle stdin, on a slow network folder. A read blocked in the main thread would hold all
+    of that up (a signal handler that returns restarts the read). The queue holds at most
+    ``maxsize`` items, so the scan still cannot run ahead of the work.
+
+    Parameters
+    ----------
+    items : iterable
+        Typically :func:`scan`'s generator; consumed in the thread only.
+    maxsize : int
+        Items scanned ahead at most.
+    """
+
+    #: :meth:`get` found nothing within its timeout.
+    EMPTY: Final = object()
+    #: :meth:`get`: the scan is over.
+    END: Final = object()
+
+    def __init__(self, items: Iterable[Candidate | ScanProblem], maxsize: int = 64) -> None:
+        self._queue: queue.Queue[object] = queue.Queue(maxsize=maxsize)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(items,), name="engine-scan",
+                                        daemon=True)  # may sit in a read of stdin at exit
+        self._thread.start()
+
+    def _run(self, items: Iterable[Candidate | ScanProblem]) -> None:
+        try:
+            for item in items:
+                if not self._put(item):
+                    return
+        except BaseException as e:  # handed to the supervisor, raised there (InputError ...)
+            self._put(_Raised(e))
+            return
+        self._put(self.END)
+
+    def _put(self, item: object) -> bool:
+        while not self._stop.is_set():
+            try:
+                self._queue.put(item, timeout=0.2)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def get(self, timeout: float) -> object:
+        """The next scanned item, :data:`EMPTY` after ``timeout`` seconds, or :data:`END`;
+        an exception of the scan is raised here."""
+        try:
+            item = self._queue.get(timeout=timeout)
+        except queue.Empty:
+            return self.EMPTY
+        if isinstance(item, _Raised):
+            raise item.error
+        return item
+
+    def close(self) -> None:
+        """Let the thread end at its next item (it is a daemon: a read that never returns
+        does not keep the process alive)."""
+        self._stop.set()
+
+
+@dataclass(frozen=True, slots=True)
+class _Raised:
+    error: BaseException

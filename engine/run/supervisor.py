@@ -35,16 +35,21 @@ One supervisor process and one execution backend (engine/run/backends/)::
             max_retries, then a failure record "worker_died" / "timeout". The fork backend
             has already forked a new worker into the same slot and buffer.
 
-Lost jobs: a worker can die between taking a job and announcing it. When jobs are pending and
-the backend holds none (nothing queued, nothing running) for LOST_JOB_S, each is lost
-(_check_lost): the same rule for every backend.
+Lost jobs (_check_lost, the same rule for every backend): when jobs are pending and no worker
+holds one for LOST_JOB_S, either nothing is queued (a worker died between taking a job and
+announcing it: each job is lost, attempt + 1), or jobs are queued that nobody takes (a worker
+SIGKILLed while waiting in ``get`` holds the queue's read lock for ever: backend.reset() makes
+a new queue and new workers, and the jobs go again at the same attempt).
 
 Memory is fixed by construction (unless ``--queue-size 0`` asks for the predecessor's unbounded
 queue, kept only to measure its failure): the scan streams, at most ``queue_size + cores`` jobs
 exist at any time (``_pending``: queued, in a worker, or answered and not yet collected),
 results are consumed as they come, and each worker owns one PCM buffer of ``--block-frames x
-8`` float32 samples, allocated once before the fork. Shared memory: the buffers are created,
-the workers forked, then the names unlinked at once, so nothing is ever left in /dev/shm.
+8`` float32 samples, allocated once before the fork as an anonymous shared mapping: no name in
+/dev/shm, nothing to unlink or leave behind. The scan runs in a thread feeding a bounded queue
+(scan.Prefetch), so an idle stdin or a slow folder never stops the loop from collecting,
+committing and seeing signals. JSONL records are held until their batch is committed
+(report.Report.release): what is on stdout is in the store.
 
 Shutdown: when the scan is exhausted and every job is answered, ``backend.stop``: one ``None``
 per worker on the queue (put with a timeout, checking liveness); ``join(timeout)``, then
@@ -83,7 +88,7 @@ from .backends import Backend
 from .catalog import Decision, decide, decide_problem
 from .messages import Done, Event, Failed, Job, Lost
 from .report import Report, RunStats
-from .scan import Candidate, ScanProblem, scan
+from .scan import Candidate, Prefetch, ScanProblem, scan
 from .task import TaskSettings
 
 #: Seconds the supervisor waits for results or a worker death when it has nothing to feed.
@@ -130,7 +135,6 @@ class _Pending:
     job: Job
     size: int
     mtime_ns: int
-    had_failure: bool
 
 
 class _Stop(Exception):
@@ -173,6 +177,7 @@ class Supervisor:
         self._abandon = False
         self._scanned = 0
         self._idle_since: float | None = None
+        self._last_check = 0.0
 
     # -- the run -------------------------------------------------------------------------------
 
@@ -180,20 +185,20 @@ class Supervisor:
         """Fingerprint every audio file under ``inputs``; returns the run's statistics."""
         cfg = self.config
         t0 = time.monotonic()
-        kernels.warmup()  # compile (or load) every kernel BEFORE forking: workers never compile
-        old_handlers = self._install_signal_handlers()
+        old_handlers = self._install_signal_handlers()  # Ctrl-C in the warm-up stops quietly
         try:
+            kernels.warmup()  # compile (or load) every kernel BEFORE forking: never after
+            self._check_stop()
             self.backend.start(self.report.log)
             self._store = store = st.Store.open(st.StoreConfig(
                 cfg.db, max_entries=cfg.max_entries, max_bytes=cfg.max_bytes))
             store.clear_stale_readers()
             self.report.budget(self.backend.describe())
             self.report.open()
-            try:
-                self._feed(store, scan(inputs, follow_symlinks=cfg.follow_symlinks))
-                self._drain()
-            except _Stop:
-                self._on_stop()
+            self._feed(store, scan(inputs, follow_symlinks=cfg.follow_symlinks))
+            self._drain()
+        except _Stop:
+            self._on_stop()
         finally:
             # every step runs whatever the one before did; the first store error is re-raised
             # once everything is released (a full disk must not leave workers behind)
@@ -207,13 +212,14 @@ class Supervisor:
                 self._commit()
             except st.StoreError as e:
                 store_error = store_error or e
+                self.report.discard()  # those records are not in the store
             if self._store is not None:
                 self._store.close()
             self._restore_signal_handlers(old_handlers)
             self.backend.close()
             self.stats.wall_s = time.monotonic() - t0
+            self.stats.interrupted = self._stop_signal
             self.report.close(scanned=self._scanned)
-            self.report.flush()
             if store_error is not None:
                 raise store_error
         if not self.stats.output_closed:  # its reader is gone: nothing more to say
@@ -221,21 +227,38 @@ class Supervisor:
         return self.stats
 
     def _feed(self, store: st.Store, items: Iterable[Candidate | ScanProblem]) -> None:
-        """Decide each scanned item; hand the jobs to the backend (backpressure)."""
-        for item in items:
-            self._check_stop()
-            self._scanned += 1
-            if isinstance(item, ScanProblem):
-                self._on_decision(decide_problem(store, item), 0, 0)
-            else:
-                while self._limit is not None and len(self._pending) >= self._limit:
-                    self._turn(WAIT_TIMEOUT_S)
-                self._on_decision(decide(store, item, force=self.config.force,
-                                         retry_failed=self.config.retry_failed,
-                                         max_retries=self.config.max_retries),
-                                  item.size, item.mtime_ns)
-                self._refresh()
-            self._submit_retries()
+        """Decide each scanned item; hand the jobs to the backend (backpressure). The scan runs
+        in a thread (scan.Prefetch): while it waits (an idle stdin, a slow folder) the loop
+        still collects, commits and sees signals."""
+        scanned = Prefetch(items)
+        try:
+            while True:
+                self._check_stop()
+                item = scanned.get(WAIT_TIMEOUT_S if self._pending else 0.05)
+                if item is Prefetch.END:
+                    return
+                if item is Prefetch.EMPTY:
+                    self._turn(0.0)
+                    continue
+                self._decide(store, item)  # type: ignore[arg-type]
+        finally:
+            scanned.close()
+
+    def _decide(self, store: st.Store, item: Candidate | ScanProblem) -> None:
+        """One scanned item: its catalog decision, and a job handed over when there is room."""
+        self._scanned += 1
+        if isinstance(item, ScanProblem):
+            self._on_decision(decide_problem(store, item), 0, 0)
+        else:
+            while self._limit is not None and len(self._pending) >= self._limit:
+                self._turn(WAIT_TIMEOUT_S)
+            self._on_decision(decide(store, item, force=self.config.force,
+                                     retry_failed=self.config.retry_failed,
+                                     max_retries=self.config.max_retries,
+                                     busy=self._pending), item.size, item.mtime_ns)
+            self._refresh()
+        self._submit_retries()
+        self._maybe_commit()  # a long run of cached files must not grow the batch
 
     def _drain(self) -> None:
         """After the scan: retries, then wait until every job is answered."""
@@ -272,22 +295,27 @@ class Supervisor:
     def _on_decision(self, d: Decision, size: int, mtime_ns: int) -> None:
         self._batch.extend(d.ops)
         if d.job is not None:
-            self._pending[d.job.track_id] = _Pending(d.job, size, mtime_ns, d.had_failure)
+            self._pending[d.job.track_id] = _Pending(d.job, size, mtime_ns)
             self.stats.max_pending = max(self.stats.max_pending, len(self._pending))
             self._submit(d.job)
         elif d.error is not None:
-            self._answer_failed(d.path, d.track_id, d.error)
+            self._answer_failed(d.path, d.track_id, d.error, show=d.new_problem)
         else:  # cached, moved
             self.stats.tracks += 1
-            self.stats.cached += d.status == "cached"
-            self.stats.moved += d.status == "moved"
+            self.stats.cached += 1
             self.report.record(d.path, d.track_id, "cached", fp=d.fp)
+            if d.status == "moved":
+                # at once: the next decision must see the track at its new path (two copies
+                # of one file moved together; a failure recorded for the old path)
+                self.stats.moved += 1
+                self._commit()
 
-    def _answer_failed(self, path: str, track_id: int | None, error: tuple[str, str]) -> None:
+    def _answer_failed(self, path: str, track_id: int | None, error: tuple[str, str], *,
+                       show: bool) -> None:
         """A failure known before any job: a scan problem, an unreadable or unchanged file."""
         self.stats.tracks += 1
         self.stats.failed += 1
-        if track_id is None:
+        if show:
             self.report.problem(error[1])
         self.report.record(path, track_id, "failed", error=error)
 
@@ -311,9 +339,7 @@ class Supervisor:
             rec = st.FingerprintRecord(ev.track_id, kernels.FINGERPRINT_VERSION, ev.values,
                                        ev.duration_s, ev.sample_rate, ev.channels,
                                        ev.decode_s, ev.analysis_s)
-            self._batch.append(st.PutFingerprint(rec))
-            if entry.had_failure:
-                self._batch.append(st.ClearFailure(ev.track_id))
+            self._batch.append(st.PutFingerprint(rec))  # drops the track's failure, if any
             self.report.record(path, ev.track_id, "ok", fp=rec)
         else:
             self.stats.failed += 1
@@ -349,21 +375,34 @@ class Supervisor:
                               f"{job.max_retries + 1}); not retried again"))
 
     def _check_lost(self) -> None:
-        """Jobs pending while the backend holds none for LOST_JOB_S are lost (a worker died
-        between taking one and announcing it)."""
+        """Jobs pending while no worker holds one, for LOST_JOB_S of consecutive readings: if
+        jobs are still queued, the queue is stuck (a worker killed while waiting in ``get``
+        keeps the queue's read lock for ever): the backend resets it and every waiting job
+        goes again at the same attempt; if nothing is queued, the jobs were lost with a worker
+        that died between taking one and announcing it, and each is lost (attempt + 1)."""
+        now = time.monotonic()
+        gap, self._last_check = now - self._last_check, now
         waiting = len(self._pending) - len(self._retry)
-        if waiting <= 0 or self.backend.depth() or self.backend.active():
+        if waiting <= 0 or self.backend.active():
             self._idle_since = None
             return
-        now = time.monotonic()
-        if self._idle_since is None:
+        if self._idle_since is None or gap > 1.0:  # readings far apart prove nothing
             self._idle_since = now
             return
         if now - self._idle_since <= LOST_JOB_S:
             return
         self._idle_since = None
         queued = {j.track_id for j in self._retry}
-        for track_id in [t for t in self._pending if t not in queued]:
+        waiting_ids = [t for t in self._pending if t not in queued]
+        if self.backend.depth():
+            self.report.log(f"no worker has taken a queued job for {LOST_JOB_S:g} s (a worker "
+                            f"killed while waiting for one holds the queue's lock): new queue "
+                            f"and workers; {len(waiting_ids)} job(s) go again")
+            for ev in self.backend.reset():
+                self._on_event(ev)
+            self._retry.extend(self._pending[t].job for t in waiting_ids if t in self._pending)
+            return
+        for track_id in waiting_ids:
             self._on_lost(Lost(track_id, "worker_died", "no worker holds it any more (a worker "
                                                         "died between taking it and starting "
                                                         "it)", death=False))
@@ -372,11 +411,12 @@ class Supervisor:
 
     def _maybe_commit(self) -> None:
         cfg = self.config
-        if (self._batch_results >= cfg.commit_every
+        if (self._batch_results >= cfg.commit_every or len(self._batch) >= 4 * cfg.commit_every
                 or time.monotonic() - self._last_commit >= cfg.commit_interval_s):
             self._commit()
 
     def _commit(self) -> None:
+        """One write transaction for the batch; then its records go out (Report.release)."""
         if self._store is None:
             return
         if self._batch:
@@ -384,7 +424,7 @@ class Supervisor:
             self._batch = []
         self._batch_results = 0
         self._last_commit = time.monotonic()
-        self.report.flush()
+        self.report.release()
 
     def _refresh(self) -> None:
         self.report.refresh(scanned=self._scanned, queue=self.backend.depth(),

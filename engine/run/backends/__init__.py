@@ -37,6 +37,11 @@ class Backend(Protocol):
     def poll(self, timeout: float) -> list[Event]:
         """The events that arrive within ``timeout`` seconds (results, lost jobs, deaths)."""
 
+    def reset(self) -> list[Event]:
+        """Replace a job queue that no worker can take from (the supervisor saw jobs queued
+        and none taken for a while); the jobs in it are dropped and submitted again. The
+        events that came meanwhile."""
+
     def interrupt(self) -> list[int]:
         """Stop starting jobs; the track ids of the jobs taken back before they started."""
 

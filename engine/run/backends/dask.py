@@ -530,6 +530,10 @@ class DaskBackend:
         return events
 
     def _finished(self, job: Job, result: Any) -> Event:
+        if isinstance(result, Failed) and result.kind == "version":
+            # the cluster, not the file: every track would fail the same way, and a stored
+            # failure would keep the track from later runs
+            raise BackendError(f"dask: {result.message}")
         if isinstance(result, Failed) and result.kind == "missing" and os.path.isfile(job.path):
             # the client sees the file, that worker did not (a worker that joined without the
             # mount): another try, likely elsewhere, rather than a lasting failure
@@ -579,6 +583,10 @@ class DaskBackend:
 
     def interrupt(self) -> list[int]:
         """Tasks in flight run on (the supervisor gives them the grace period)."""
+        return []
+
+    def reset(self) -> list[Event]:
+        """Nothing to reset: a future is held until it completes or its worker is lost."""
         return []
 
     # -- reporting -----------------------------------------------------------------------------

@@ -170,8 +170,7 @@ class ForkBackend:
         """
         ctx, n = self._ctx, self.cores
         try:
-            self._jobs = (ctx.Queue() if self.queue_size <= 0
-                          else ctx.Queue(maxsize=self.queue_size))
+            self._jobs = self._new_queue()
             self._conns = [None] * n
             self._current = ctx.Array("q", [-1] * n, lock=False)
             self._started = ctx.Array("d", [0.0] * n, lock=False)
@@ -272,9 +271,37 @@ class ForkBackend:
                     events += self._on_death(i, p)
         return events
 
+    def reset(self) -> list[Event]:
+        """A new queue and new workers: a worker SIGKILLed while it waited in ``get`` (which
+        holds the queue's read lock for its whole timeout) leaves a lock nobody releases, and
+        no worker can take a job again. Called only when no worker holds a track."""
+        events = self.poll(0.0)
+        for p in self._workers:
+            with contextlib.suppress(OSError):
+                p.kill()
+            p.join(timeout=JOIN_TIMEOUT_S)
+        old = self._jobs
+        try:
+            self._jobs = self._new_queue()
+            for i in range(self.cores):
+                self._workers[i] = self._spawn(i)
+        except OSError as e:
+            raise BackendError(_start_failure(e, self.cores)) from e
+        old.close()
+        old.cancel_join_thread()
+        return events
+
+    def _new_queue(self) -> Any:
+        # queue_size 0: the predecessor's unbounded queue, kept only to measure its failure
+        if self.queue_size <= 0:
+            return self._ctx.Queue()
+        return self._ctx.Queue(maxsize=self.queue_size)
+
     def interrupt(self) -> list[int]:
         """Take back the jobs still queued (they will not start); their track ids."""
         taken: list[int] = []
+        if self._jobs is None:  # stopped before the workers started
+            return taken
         with contextlib.suppress(queue.Empty, OSError):
             while True:
                 job = self._jobs.get(timeout=0.05)
@@ -337,7 +364,10 @@ class ForkBackend:
                      "s, over its time limit (a hung decoder?)")
         else:
             where = f"worker {index} (pid {p.pid}) died with {cause}"
-        self._workers[index] = self._spawn(index)
+        try:
+            self._workers[index] = self._spawn(index)
+        except OSError as e:  # EAGAIN, EMFILE: no replacement can be made
+            raise BackendError(_start_failure(e, self.cores)) from e
         kind = "timeout" if timed_out is not None else "worker_died"
         return [*events, Lost(track if track >= 0 else None, kind, where)]
 
