@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 DEMO   ?= demo-library
 
-.PHONY: all install demo test lint bench bench-synthetic clean
+.PHONY: all install demo test lint bench bench-synthetic bench-accuracy bench-robustness clean
 
 all: test
 
@@ -53,6 +53,18 @@ bench: $(STAMP)
 	$(BIN)/python bench/query_speed.py -o $(RESULTS)/query-speed.json
 	$(BIN)/python bench/query_calibration.py $(CORPUS) --limit 12 -o $(RESULTS)/query-calibration.json
 	$(BIN)/python bench/dask_scaling.py $(CORPUS) --repeats 3 -o $(RESULTS)/dask-scaling-corpus-small.json
+
+# Ground truth and codec robustness of the fingerprint (the version 2 issue): rendered clips need
+# `apt-get install fluidsynth fluid-soundfont-gm`; robustness wants the full corpus (~1 h here).
+CORPUS_FULL ?= $(HOME)/.cache/fingerprint-engine/corpus-full
+
+bench-accuracy: $(STAMP)
+	test -f $(CORPUS)/manifest.tsv || bash ../shared/corpus/make_corpus.sh $(CORPUS) small
+	$(BIN)/python bench/accuracy.py --corpus $(CORPUS) -o $(RESULTS)/accuracy-v1.json
+
+bench-robustness: $(STAMP)
+	test -f $(CORPUS_FULL)/manifest.tsv || bash ../shared/corpus/make_corpus.sh $(CORPUS_FULL) full
+	$(BIN)/python bench/robustness.py $(CORPUS_FULL) -o $(RESULTS)/robustness-v1.json
 
 bench-synthetic: $(STAMP)
 	$(BIN)/python bench/kernel_speed.py --synthetic 3 --seconds 240 --repeats 3 -o $(RESULTS)/kernels-synthetic.json
