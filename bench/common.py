@@ -903,3 +903,33 @@ def parser(*, script: str, description: str, output: Path | None = None, quiet: 
     if quiet:
         p.add_argument("-q", "--quiet", action="store_true", help="no progress lines on stderr")
     return p
+
+
+def mp3_level(*, samplerate: int, kbps: int) -> tuple[float, int]:
+    """The ``compression_level`` that makes libsndfile's LAME encoder write ``kbps`` CBR.
+
+    libsndfile (mpeg_encode.c) sets ``bitrate = 320 - level * 288`` kbit/s at 32 kHz and up
+    (MPEG-1), ``160 - level * 152`` at 16-24 kHz (MPEG-2), ``64 - level * 56`` below
+    (MPEG-2.5), truncated to an integer that LAME rounds to the nearest standard bit rate. A
+    rate the format cannot reach is clamped to its highest.
+
+    Parameters
+    ----------
+    samplerate : int, Hz
+        The source's rate (the MP3 keeps it).
+    kbps : int
+        The bit rate wanted.
+
+    Returns
+    -------
+    level : float
+        For ``sf.SoundFile(..., compression_level=level, bitrate_mode="CONSTANT")``.
+    nominal_kbps : int
+        What that level gives.
+    """
+    top, span = (320, 288) if samplerate >= 32000 else (160, 152) if samplerate >= 16000 \
+        else (64, 56)
+    if kbps >= top:
+        return 0.0, top
+    level = round((top - kbps) / span, 3)
+    return level, int(top - level * span)

@@ -70,28 +70,6 @@ BLOCK_FRAMES = 65536
 _NAME = re.compile(r"^src(\d+)\.(flac|mp3|ogg)$")
 
 
-def mp3_level(*, samplerate: int, kbps: int = MP3_KBPS) -> tuple[float, int]:
-    """The ``compression_level`` that makes libsndfile's LAME encoder write ``kbps`` CBR.
-
-    libsndfile (mpeg_encode.c) sets ``bitrate = 320 - level * 288`` kbit/s at 32 kHz and up
-    (MPEG-1), ``160 - level * 152`` at 16-24 kHz (MPEG-2), ``64 - level * 56`` below, truncated
-    to an integer that LAME rounds to the nearest bit rate of the standard. A rate the format
-    cannot reach is clamped to its highest.
-
-    Returns
-    -------
-    level : float
-    nominal_kbps : int
-        What that level gives.
-    """
-    top, span = (320, 288) if samplerate >= 32000 else (160, 152) if samplerate >= 16000 \
-        else (64, 56)
-    if kbps >= top:
-        return 0.0, top
-    level = round((top - kbps) / span, 3)
-    return level, int(top - level * span)
-
-
 def encode_source(*, src: Path, index: int, audio: Path) -> dict[str, Any]:
     """Decode ``src`` and write it as ``srcNN.flac``, ``srcNN.mp3`` and ``srcNN.ogg``.
 
@@ -101,7 +79,7 @@ def encode_source(*, src: Path, index: int, audio: Path) -> dict[str, Any]:
     clipped = frames = 0
     with sf.SoundFile(src) as f:
         sr, ch = f.samplerate, f.channels
-        level, kbps = mp3_level(samplerate=sr)
+        level, kbps = common.mp3_level(samplerate=sr, kbps=MP3_KBPS)
         outs = {
             "flac": sf.SoundFile(f"{stem}.flac", "w", samplerate=sr, channels=ch, format="FLAC",
                                  subtype="PCM_16"),

@@ -117,37 +117,6 @@ SOURCE_EXTENSIONS = frozenset({".flac", ".ogg", ".oga", ".opus", ".mp3", ".wav"}
 # --------------------------------------------------------------------------------------------
 
 
-def mp3_level(*, samplerate: int, kbps: int) -> tuple[float, int]:
-    """The ``compression_level`` that makes libsndfile's LAME encoder write ``kbps`` CBR.
-
-    libsndfile (mpeg_encode.c) sets ``bitrate = 320 - level * 288`` kbit/s at 32 kHz and up
-    (MPEG-1), ``160 - level * 152`` at 16-24 kHz (MPEG-2), ``64 - level * 56`` below
-    (MPEG-2.5), truncated to an integer that LAME rounds to the nearest standard bit rate. A
-    rate the format cannot reach is clamped to its highest (the same rule as
-    bench/query_calibration.py).
-
-    Parameters
-    ----------
-    samplerate : int, Hz
-        The source's rate (the MP3 keeps it).
-    kbps : int
-        The bit rate wanted.
-
-    Returns
-    -------
-    level : float
-        For ``sf.SoundFile(..., compression_level=level, bitrate_mode="CONSTANT")``.
-    nominal_kbps : int
-        What that level gives.
-    """
-    top, span = (320, 288) if samplerate >= 32000 else (160, 152) if samplerate >= 16000 \
-        else (64, 56)
-    if kbps >= top:
-        return 0.0, top
-    level = round((top - kbps) / span, 3)
-    return level, int(top - level * span)
-
-
 def resample_rate(samplerate: int) -> int:
     """The rate of the resample variant: 48 kHz, or 44.1 kHz for a source already at 48 kHz.
 
@@ -200,7 +169,7 @@ def make_variants(*, src: Path, folder: Path) -> dict[str, Any]:
             outs["source"] = sf.SoundFile(part["source"], "w", samplerate=sr, channels=ch,
                                           format="FLAC", subtype="PCM_16")
             for name, kbps in (("mp3_128k", 128), ("mp3_320k", 320)):
-                level, nominal[name] = mp3_level(samplerate=sr, kbps=kbps)
+                level, nominal[name] = common.mp3_level(samplerate=sr, kbps=kbps)
                 outs[name] = sf.SoundFile(part[name], "w", samplerate=sr, channels=ch,
                                           format="MP3", subtype="MPEG_LAYER_III",
                                           compression_level=level, bitrate_mode="CONSTANT")
