@@ -1,11 +1,15 @@
 """Streaming median-filter harmonic/percussive separation (Fitzgerald 2010) for the harmonic ratio.
 
-Coarse frames (mean of ``HPSS_TIME_AVG`` power frames) enter a ring of ``HPSS_TIME_KERNEL``
-frames; a coarse frame is finished once the frames it needs after it have arrived (or at the
-end of the track, with mirror padding). Both medians run as comparator networks across bins
-(every bin is a lane, so the min/max pairs vectorise and nothing branches on the data): the
-harmonic one over the ring's rows, the percussive one over 31 shifted copies of the frame.
-Cached ``@njit`` kernels (options from kernels/_config.py) on caller-allocated state.
+The separation is of the magnitude spectrogram ``S = |X|`` (librosa's ``hpss(abs(stft))``), run
+on power: coarse frames (mean of ``HPSS_TIME_AVG`` power frames, ``S^2`` of the coarse grid)
+enter a ring of ``HPSS_TIME_KERNEL`` frames; a coarse frame is finished once the frames it
+needs after it have arrived (or at the end of the track, with mirror padding). A median
+commutes with the monotone square root, so the medians of power are the magnitude medians
+squared, ``Hm^2`` and ``Pm^2``, exactly what the power-2 soft masks need: no square root is
+taken. Both medians run as comparator networks across bins (every bin is a lane, so the
+min/max pairs vectorise and nothing branches on the data): the harmonic one over the ring's
+rows, the percussive one over 31 shifted copies of the frame. Cached ``@njit`` kernels
+(options from kernels/_config.py) on caller-allocated state.
 
 D. FitzGerald, "Harmonic/percussive separation using median filtering", DAFx 2010.
 K. E. Batcher, "Sorting networks and their applications", AFIPS 1968 (the networks, pruned to
@@ -69,33 +73,38 @@ def mirror(i, n):
 
 
 @njit(cache=CACHE, fastmath=REASSOC, error_model=ERROR_MODEL)
-def _masked_energies(s, harm, perc):
-    """Sums of ``(s mH)^2`` and ``(s mP)^2`` with soft masks of power 2,
-    ``mH = Hm^2 / (Hm^2 + Pm^2)``; both masks are 0 where both medians are below the float32
-    ``tiny`` (as librosa's ``softmask``)."""
-    tiny = 1.1754943508222875e-38
+def _masked_energies(s2, harm2, perc2):
+    """Energies ``sum H^2``, ``sum P^2`` of one coarse frame's magnitude HPSS, from power.
+
+    ``s2 = S^2`` (coarse power), ``harm2 = Hm^2`` and ``perc2 = Pm^2`` (the medians of power:
+    the magnitude medians squared). Soft masks of power 2, ``mH = Hm^2 / (Hm^2 + Pm^2)``,
+    ``mP = Pm^2 / (Hm^2 + Pm^2)``; ``H = S mH``, so ``H^2 = s2 mH^2``. Both masks are 0 where
+    both medians are 0: librosa's ``softmask`` zeroes them where ``max(Hm, Pm)`` is below
+    float32's ``tiny`` (1.2e-38), i.e. where the power medians are below 1.4e-76, which in
+    float32 power means exactly 0.
+    """
     h2s = 0.0
     p2s = 0.0
-    for k in range(s.shape[0]):
-        h = np.float64(harm[k])
-        p = np.float64(perc[k])
-        hh = h * h
-        pp = p * p
+    for k in range(s2.shape[0]):
+        hh = np.float64(harm2[k])
+        pp = np.float64(perc2[k])
         den = hh + pp
-        if max(h, p) >= tiny and den > 0.0:
-            q = np.float64(s[k]) / den
-            a = q * hh
-            b = q * pp
-            h2s += a * a
-            p2s += b * b
+        if den > 0.0:
+            q = 1.0 / den
+            a = hh * q
+            b = pp * q
+            s = np.float64(s2[k])
+            h2s += s * (a * a)
+            p2s += s * (b * b)
     return h2s, p2s
 
 
 @njit(cache=CACHE, error_model=ERROR_MODEL)
 def _emit(t, total, ring, time_ops, time_out, freq_ops, freq_out, scratch_t, scratch_f, sums):
-    """Finish coarse frame ``t``: harmonic (time) and percussive (frequency) medians, soft masks
-    with power 2, and the masked energies into ``sums``. ``total`` = number of coarse frames, or
-    -1 while the track is still streaming (only the start then needs mirroring)."""
+    """Finish coarse frame ``t``: harmonic (time) and percussive (frequency) medians of power,
+    soft masks with power 2, and the masked magnitudes' energies into ``sums``.
+    ``total`` = number of coarse frames, or -1 while the track is still streaming (only the
+    start then needs mirroring)."""
     depth = ring.shape[0]
     n_bins = ring.shape[1]
     half = depth // 2
@@ -153,7 +162,7 @@ def hpss_push(power, n_frames, avg, group, ring, state, time_ops, time_out, freq
         (``design.median_network``), with their output rows ``time_out``, ``freq_out``.
     scratch_t, scratch_f : float32[depth, n_bins], float32[2 * FREQ_HALF + 1, n_bins]
     sums : float64[N_S]
-        Sums of squared harmonic and percussive (masked) power.
+        Energies ``sum H^2``, ``sum P^2`` of the masked magnitudes (in coarse-power units).
     """
     n_bins = ring.shape[1]  # the separation runs on the lowest ``n_bins`` bins only
     depth = ring.shape[0]

@@ -15,18 +15,12 @@ import numpy as np
 from numba import njit
 
 from ._config import CACHE, ERROR_MODEL, REASSOC
-from .design import FLATNESS_AMIN, ROLLOFF_PERCENT
 
 # feature accumulator slots (float64)
 A_CENTROID = 0
-A_ROLLOFF = 1
-A_FLATNESS = 2
-A_CHROMA = 3
-A_ACTIVE = 4  # active frames
-A_FRAMES = 5  # all frames
-N_A = 6
-
-FLAT_GROUP = 16  # bins multiplied together before one log (products stay in float64 range)
+A_CHROMA = 1
+A_ACTIVE = 2  # active frames
+N_A = 3
 
 
 @njit(cache=CACHE, fastmath=REASSOC)
@@ -61,8 +55,8 @@ def frame_batch(mono, first_offset, hop, n_frames, window, out, rms):
 
 
 @njit(cache=CACHE, fastmath=REASSOC, error_model=ERROR_MODEL)
-def power_features(spec, n_frames, rms, active_rms, freqs, power, mean_spec, acc, active, mag):
-    """Power spectra, the mean power spectrum and centroid / rolloff / flatness sums.
+def power_features(spec, n_frames, rms, active_rms, freqs, power, mean_spec, acc, active):
+    """Power spectra, the mean power spectrum and the spectral centroid sum.
 
     Parameters
     ----------
@@ -78,25 +72,18 @@ def power_features(spec, n_frames, rms, active_rms, freqs, power, mean_spec, acc
     power : float32[batch, n_bins]
         Receives ``|X|^2``; rows past ``n_frames`` are zeroed.
     mean_spec : float64[n_bins]
-        ``+=`` each frame's power (the sum over all frames; only shares of it are used).
+        ``+=`` each frame's power (the sum over all frames; only ratios of it are used).
     acc : float64[N_A]
-        ``+=`` per-frame centroid (Hz), rolloff (Hz) and flatness of active frames, and the
-        counts of active and all frames.
+        ``+=`` the centroid (Hz) of each active frame, and the count of active frames.
     active : bool[batch]
         Receives whether each frame is active.
-    mag : float32[n_bins]
-        Scratch: the magnitude of the frame at hand.
 
     Notes
     -----
-    Centroid ``sum f M / sum M`` and rolloff (lowest bin with ``cumsum M >= 0.85 sum M``) use
-    the magnitude ``M = |X|``, summed in float32 like librosa's own float32 spectra; flatness is
-    ``exp(mean log P') / mean P'`` with ``P' = max(P, 1e-10)`` (librosa's
-    ``spectral_flatness``, power 2), its log-sum taken over products of 16 bins so that one log
-    serves 16 values.
+    The centroid ``sum f M / sum M`` uses the magnitude ``M = |X|``, summed in float32 like
+    librosa's own float32 spectra (``librosa.feature.spectral_centroid``).
     """
     n_bins = spec.shape[1]
-    amin = np.float32(FLATNESS_AMIN)
     for j in range(power.shape[0]):
         if j >= n_frames:
             for k in range(n_bins):
@@ -109,7 +96,6 @@ def power_features(spec, n_frames, rms, active_rms, freqs, power, mean_spec, acc
             p = z.real * z.real + z.imag * z.imag
             row[k] = p
             mean_spec[k] += p
-        acc[A_FRAMES] += 1.0
         is_active = rms[j] >= active_rms
         active[j] = is_active
         if not is_active:
@@ -119,39 +105,10 @@ def power_features(spec, n_frames, rms, active_rms, freqs, power, mean_spec, acc
         num = np.float32(0.0)
         for k in range(n_bins):
             m = math.sqrt(row[k])
-            mag[k] = m
             tot += m
             num += np.float32(freqs[k]) * m
         if tot > 0.0:
             acc[A_CENTROID] += np.float64(num) / np.float64(tot)
-            thr = np.float32(ROLLOFF_PERCENT) * tot
-            cum = np.float32(0.0)
-            kk = n_bins - 1
-            for k in range(n_bins):
-                cum += mag[k]
-                if cum >= thr:
-                    kk = k
-                    break
-            acc[A_ROLLOFF] += freqs[kk]
-        # flatness on max(P, amin)
-        logsum = 0.0
-        asum = 0.0
-        k = 0
-        while k < n_bins:
-            stop = min(k + FLAT_GROUP, n_bins)
-            prod = 1.0
-            for q in range(k, stop):
-                v = np.float64(max(row[q], amin))
-                prod *= v
-                asum += v
-            if 1e-300 < prod < 1e300:
-                logsum += math.log(prod)
-            else:  # extreme levels: one log per bin
-                for q in range(k, stop):
-                    logsum += math.log(max(np.float64(row[q]), FLATNESS_AMIN))
-            k = stop
-        amean = asum / n_bins
-        acc[A_FLATNESS] += math.exp(logsum / n_bins) / amean
 
 
 @njit(cache=CACHE, fastmath=REASSOC, error_model=ERROR_MODEL)
@@ -196,22 +153,3 @@ def chroma_energy(power, n_frames, active, fb, acc):
         else:
             acc[A_CHROMA] += 1.0 / 12.0
 
-
-@njit(cache=CACHE, fastmath=REASSOC)
-def band_sums(power, n_frames, edges, out):
-    """Power summed over contiguous bin ranges: ``out[j, b] = sum(power[j, edges[b]:edges[b+1]])``.
-
-    Parameters
-    ----------
-    power : float32[batch, n_bins]
-    n_frames : int
-    edges : int64[n_bands + 1]
-    out : float32[batch, n_bands]
-    """
-    nb = edges.shape[0] - 1
-    for j in range(n_frames):
-        for b in range(nb):
-            t = np.float32(0.0)
-            for k in range(edges[b], edges[b + 1]):
-                t += power[j, k]
-            out[j, b] = t

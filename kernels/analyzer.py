@@ -4,11 +4,16 @@ The analyzer owns fixed-size state only. It cuts the incoming stream into chunks
 ``CHUNK_FRAMES * hop`` samples (whatever block sizes the caller uses) and runs, per chunk::
 
     PCM chunk --sample_pass--> statistics, K-weighted loudness blocks, mono buffer
-    mono buffer --frame_batch--> FFTW rFFT --power_features--> mean spectrum, centroid, ...
+    mono buffer --frame_batch--> FFTW rFFT --power_features--> mean spectrum, centroid
                                              |--> chroma filter bank --> chroma energy
-                                             |--> onset band sums --> envelope --> rhythm
+                                             |--> spectral peaks --> key chroma
+                                             |--> mel bands --> mean log-mel (MFCC)
+                                             |--> 24/octave bands --> two fluxes --> onsets,
+                                             |                          lag function (tempo)
                                              '--> coarse frames  --> HPSS medians
-    mono buffer --decimate--> YIN frames --FFTW--> yin_pick --> pitch histogram
+
+At the end, small per-track sums become the values: band levels, loudness from histograms,
+tempo and pulse clarity from the lag function, the key from the chroma, MFCCs by a DCT.
 
 Every accumulation runs in stream order over that fixed grid, so the same audio in any blocks
 gives a bit-identical fingerprint, and memory does not depend on the track's length.
@@ -23,15 +28,14 @@ from contextlib import contextmanager
 import numpy as np
 import pyfftw
 
-from . import _hpss, _pitch, _rhythm, _samples, _spectral
+from . import _hpss, _rhythm, _samples, _spectral, _tonal
 from . import design as D
 from .errors import BadAudioError, FingerprintError, ParameterError
 from .fingerprint import FINGERPRINT_NAMES, Fingerprint
+from .key import key_fields
 
 #: Samples beyond this magnitude are not audio (and would overflow float32 spectra).
 MAX_ABS_SAMPLE = 1.0e6
-
-YIN_BATCH = 16
 
 
 class _FFTWorkspace:
@@ -41,32 +45,23 @@ class _FFTWorkspace:
     algorithm rounds differently, which would break the bit-for-bit promise.
     """
 
-    def __init__(self, n_fft: int, yin_w: int) -> None:
+    def __init__(self, n_fft: int) -> None:
         b = D.CHUNK_FRAMES
         n_bins = n_fft // 2 + 1
         flags = ("FFTW_ESTIMATE", "FFTW_DESTROY_INPUT")
         self.frames = pyfftw.empty_aligned((b, n_fft), dtype="float32")
         self.spec = pyfftw.empty_aligned((b, n_bins), dtype="complex64")
         self.stft = pyfftw.FFTW(self.frames, self.spec, axes=(1,), flags=flags, threads=1)
-        n2 = 2 * yin_w
-        self.yin_in = pyfftw.empty_aligned((2 * YIN_BATCH, n2), dtype="float64")
-        self.yin_spec = pyfftw.empty_aligned((2 * YIN_BATCH, yin_w + 1), dtype="complex128")
-        self.yin_fwd = pyfftw.FFTW(self.yin_in, self.yin_spec, axes=(1,), flags=flags, threads=1)
-        self.yin_prod = pyfftw.empty_aligned((YIN_BATCH, yin_w + 1), dtype="complex128")
-        self.yin_corr = pyfftw.empty_aligned((YIN_BATCH, n2), dtype="float64")
-        self.yin_inv = pyfftw.FFTW(self.yin_prod, self.yin_corr, axes=(1,),
-                                   direction="FFTW_BACKWARD", flags=flags, threads=1)
 
 
-_WORKSPACES: dict[tuple[int, int], _FFTWorkspace] = {}
+_WORKSPACES: dict[int, _FFTWorkspace] = {}
 _NETWORKS = {n: D.median_network(n) for n in (D.HPSS_TIME_KERNEL, D.HPSS_FREQ_KERNEL)}
 
 
-def _workspace(n_fft: int, yin_w: int) -> _FFTWorkspace:
-    key = (n_fft, yin_w)
-    ws = _WORKSPACES.get(key)
+def _workspace(n_fft: int) -> _FFTWorkspace:
+    ws = _WORKSPACES.get(n_fft)
     if ws is None:
-        ws = _WORKSPACES[key] = _FFTWorkspace(n_fft, yin_w)
+        ws = _WORKSPACES[n_fft] = _FFTWorkspace(n_fft)
     return ws
 
 
@@ -81,6 +76,9 @@ class Analyzer:
         Channel count of the blocks that :meth:`feed` will get.
     profile : bool, keyword-only
         Time each stage; :attr:`stage_seconds` then holds cumulative seconds per stage.
+    onset_times : bool, keyword-only
+        Keep the time of every detected onset; :attr:`onset_times` then holds them in seconds
+        (a list that grows with the track; off by default, when memory stays fixed).
 
     Examples
     --------
@@ -95,43 +93,53 @@ class Analyzer:
     at a time; the engine's parallelism is processes).
     """
 
-    def __init__(self, sample_rate: int, channels: int, *, profile: bool = False) -> None:
+    def __init__(self, sample_rate: int, channels: int, *, profile: bool = False,
+                 onset_times: bool = False) -> None:
         self.params = p = D.make_params(sample_rate, channels)
         self.profile = profile
         self.stage_seconds: dict[str, float] = {}
-        self._ws = _workspace(p.n_fft, p.yin_w)
+        self._ws = _workspace(p.n_fft)
         b = D.CHUNK_FRAMES
         ch = p.channels
         # mono samples kept from one chunk to the next: the zero-padded last frame may start
-        # up to n_fft - 1 samples before the end, and the decimation FIR needs its taps
-        self._history = max(p.n_fft, D.DECIM_TAPS)
+        # up to n_fft - 1 samples before the end
+        self._history = p.n_fft
         # design
         self._window = D.periodic_hann(p.n_fft)
         self._freqs = np.arange(p.n_bins, dtype=np.float64) * (p.sample_rate / p.n_fft)
         self._kw = D.k_weighting(p.sample_rate)
         self._gains = D.channel_weights(ch)
         self._chroma_fb = D.chroma_filterbank(p.sample_rate, p.n_fft)
+        # tonality and timbre (docs/FINGERPRINT.md "Tonality", "Timbre")
+        self._key_lo, self._key_hi = D.key_peak_bins(p.sample_rate, p.n_fft)
+        self._key_pitch = D.key_bin_pitch(p.sample_rate, p.n_fft)
+        self._key_peak_min = D.key_peak_min(p.n_fft)
+        self._key_profiles = D.key_profiles()
+        self._key_chroma = np.zeros(12, dtype=np.float64)
+        self._key_frame = np.zeros(12, dtype=np.float64)
+        self._mel_seg, self._mel_rise, self._mel_fall = D.mel_segments(p.sample_rate, p.n_fft)
+        self._mel_dct = D.mfcc_dct()
+        self._mel_log_sum = np.zeros(D.MEL_BANDS, dtype=np.float64)
+        self._mel_prod = np.ones(D.MEL_BANDS, dtype=np.float64)
+        self._mel_state = np.zeros(1, dtype=np.int64)
+        self._mel_scratch = np.zeros(D.MEL_BANDS, dtype=np.float64)
         self._onset_edges = D.onset_bands(p.sample_rate, p.n_fft)
         n_onset_bands = self._onset_edges.shape[0] - 1
         self._onset_scale = 1.0 / float(np.sum(self._window, dtype=np.float64)) ** 2
-        if p.decim > 1:
-            self._fir = D.lowpass_fir(D.DECIM_TAPS, 0.75 * 0.5 / p.decim)
-        else:
-            self._fir = np.ones(1, dtype=np.float32)
-        self._band_bins = D.band_bins(p.sample_rate, p.n_fft)
+        self._pick = D.peak_pick_frames(p.fps)  # pre_max, post_max, pre_avg, post_avg
+        self._want_onsets = bool(onset_times)
+        #: Onset times in seconds (frame centres), collected only with ``onset_times=True``.
+        self.onset_times: list[float] = []
+        self._band_weights = D.band_weights(p.sample_rate, p.n_fft)
         # buffers
         self._staging = np.zeros((p.chunk, ch), dtype=np.float32)
         self._mono = np.zeros(self._history + p.chunk, dtype=np.float32)
         self._rms = np.zeros(b, dtype=np.float64)
         self._power = np.zeros((b, p.n_bins), dtype=np.float32)
         self._active = np.zeros(b, dtype=np.bool_)
-        self._mag = np.zeros(p.n_bins, dtype=np.float32)
-        self._band_power = np.zeros((b, n_onset_bands), dtype=np.float32)
-        self._env = np.zeros(b, dtype=np.float64)
-        self._yin_frames = np.zeros((YIN_BATCH, 2 * p.yin_w), dtype=np.float64)
-        self._f0 = np.zeros(YIN_BATCH, dtype=np.float64)
-        self._yin_cs = np.zeros(2 * p.yin_w + 1, dtype=np.float64)
-        self._yin_dp = np.zeros(p.yin_w + 2, dtype=np.float64)
+        self._env_on = np.zeros(b, dtype=np.float64)
+        self._env_tp = np.zeros(b, dtype=np.float64)
+        self._env_lv = np.zeros(b, dtype=np.float64)
         # state
         nh_loud = int(round((D.LOUD_HIST_MAX - D.LOUD_HIST_MIN) / D.LOUD_HIST_STEP))
         self._loud_counts = np.zeros(nh_loud, dtype=np.int64)
@@ -153,21 +161,20 @@ class Analyzer:
         self._hp_scratch_t = np.zeros((D.HPSS_TIME_KERNEL, hb), dtype=np.float32)
         self._hp_scratch_f = np.zeros((D.HPSS_FREQ_KERNEL, hb), dtype=np.float32)
         self._hp_sums = np.zeros(_hpss.N_S, dtype=np.float64)
-        ring = 1 << math.ceil(math.log2(p.max_lag + 4 * D.ONSET_MEAN_HALF + 8))
-        self._prev_db = np.zeros(n_onset_bands, dtype=np.float64)
-        self._e_ring = np.zeros(ring, dtype=np.float64)
+        ring = 1 << math.ceil(math.log2(p.rhythm_window + p.max_lag + 4 * D.ONSET_MEAN_HALF
+                                        + 8))
+        self._prev_log = np.zeros(n_onset_bands, dtype=np.float64)
+        self._prev_lin = np.zeros(n_onset_bands, dtype=np.float64)
+        self._o_ring = np.zeros(ring, dtype=np.float64)
+        self._t_ring = np.zeros(ring, dtype=np.float64)
+        self._l_ring = np.zeros(ring, dtype=np.float64)
         self._h_ring = np.zeros(ring, dtype=np.float64)
+        self._e_ring = np.zeros(ring, dtype=np.float64)
         self._ri = np.zeros(_rhythm.N_RI, dtype=np.int64)
         self._rf = np.zeros(_rhythm.N_RF, dtype=np.float64)
         self._ac_win = np.zeros(p.max_lag + 1, dtype=np.float64)
         self._ac_tot = np.zeros(p.max_lag + 1, dtype=np.float64)
-        cap = p.rhythm_window // (D.ONSET_PEAK_HALF + 1) + 2
-        self._on_t = np.zeros(cap, dtype=np.float64)
-        self._on_s = np.zeros(cap, dtype=np.float64)
-        nh_pitch = int(round(D.PITCH_HIST_MAX / D.PITCH_HIST_STEP))
-        self._pitch_hist = np.zeros(nh_pitch, dtype=np.int64)
-        self._p_state = np.zeros(_pitch.N_P, dtype=np.int64)
-        self._p_fstate = np.zeros(_pitch.N_PF, dtype=np.float64)
+        self._on_new = np.zeros(b + D.ONSET_MEAN_HALF + 1, dtype=np.int64)
         self.reset()
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -178,19 +185,20 @@ class Analyzer:
         for arr in (self._mono, self._loud_counts, self._loud_energy, self._st_counts,
                     self._st_energy, self._kstate, self._sub_sums, self._sub_lens, self._fs,
                     self._is, self._mean_spec, self._acc, self._hp_group, self._hp_ring,
-                    self._hp_state, self._hp_sums, self._e_ring, self._h_ring, self._ri,
-                    self._rf, self._ac_win, self._ac_tot, self._pitch_hist, self._p_state,
-                    self._p_fstate, self._yin_frames):
+                    self._hp_state, self._hp_sums, self._o_ring, self._t_ring,
+                    self._l_ring, self._h_ring, self._e_ring, self._ri, self._rf,
+                    self._ac_win, self._ac_tot, self._prev_log, self._prev_lin):
             arr.fill(0)
+        self._key_chroma.fill(0)
+        self._mel_log_sum.fill(0)
+        self._mel_prod.fill(1)
+        self._mel_state.fill(0)
         self._is[_samples.I_SUB_END] = p.sample_rate // 10
         self._ri[_rhythm.R_TOTAL] = -1
-        self._prev_db.fill(D.ONSET_DB_FLOOR)
+        self.onset_times = []
         self._staged = 0
         self._pos = 0  # samples consumed by the chunk pipeline
         self._next_frame = 0
-        self._yin_next = 0  # global index of the YIN frame being filled
-        self._yin_fill = 0  # decimated samples of it computed so far
-        self._yin_slot = 0  # complete frames waiting in self._yin_frames
         self._finished = False
         self.stage_seconds = {}
 
@@ -286,8 +294,7 @@ class Analyzer:
         end = self._pos + n
         last_frame = (end - p.n_fft) // p.hop if end >= p.n_fft else -1
         self._frames_through(last_frame)
-        self._decimate_through(end)
-        # keep the history for frames and the decimation filter
+        # keep the history for the frames that straddle chunks
         self._mono[:h] = self._mono[n : n + h]
         self._pos = end
 
@@ -313,87 +320,39 @@ class Analyzer:
                 ws.stft.execute()
             with self._stage("spectral"):
                 _spectral.power_features(ws.spec, count, self._rms, D.ACTIVE_RMS, self._freqs,
-                                         self._power, self._mean_spec, self._acc, self._active,
-                                         self._mag)
+                                         self._power, self._mean_spec, self._acc, self._active)
             with self._stage("chroma"):
                 _spectral.chroma_energy(self._power, count, self._active, self._chroma_fb,
                                         self._acc)
+                _tonal.key_chroma(self._power, count, self._active, self._next_frame,
+                                  D.KEY_FRAME_STRIDE, self._key_lo, self._key_hi,
+                                  self._key_pitch, self._key_peak_min, self._key_chroma,
+                                  self._key_frame)
+            with self._stage("timbre"):
+                _tonal.log_mel_sum(self._power, count, self._active, self._mel_seg,
+                                   self._mel_rise, self._mel_fall, D.MEL_LOG_GROUP,
+                                   self._mel_log_sum, self._mel_prod, self._mel_state,
+                                   self._mel_scratch)
             with self._stage("rhythm"):
-                _spectral.band_sums(self._power, count, self._onset_edges, self._band_power)
-                _rhythm.onset_envelope(self._band_power, count, self._onset_scale,
-                                       D.ONSET_DB_FLOOR, self._prev_db, self._env)
+                _rhythm.band_flux(self._power, count, self._onset_edges, self._onset_scale,
+                                  D.ONSET_LOG_GAIN, self._prev_log, self._prev_lin,
+                                  self._env_on, self._env_tp, self._env_lv)
                 if padded:  # the cut at the end is ours, not the music's: no onset there
-                    self._env[count - 1] = 0.0
+                    self._env_on[count - 1] = 0.0
+                    self._env_tp[count - 1] = 0.0
                 _rhythm.rhythm_push(
-                    self._env, count, self._e_ring, self._h_ring, self._ri, self._rf,
-                    self._ac_win, self._ac_tot, self._on_t, self._on_s, p.rhythm_window,
-                    D.ONSET_MEAN_HALF, D.ONSET_PEAK_HALF, D.ONSET_DELTA_DB,
-                    D.BEAT_STRENGTH_RATIO,
+                    self._env_on, self._env_tp, self._env_lv, count, self._o_ring,
+                    self._t_ring, self._l_ring, self._h_ring, self._e_ring, self._ri, self._rf,
+                    self._ac_win, self._ac_tot, self._on_new, p.rhythm_window, D.ONSET_MEAN_HALF,
+                    *self._pick, D.ONSET_DELTA, D.RHYTHM_FLUX_FLOOR,
                 )
+                if self._want_onsets:
+                    self._collect_onsets()
             with self._stage("hpss"):
                 _hpss.hpss_push(self._power, count, D.HPSS_TIME_AVG, self._hp_group,
                                 self._hp_ring, self._hp_state, *self._hp_nets,
                                 self._hp_scratch_t, self._hp_scratch_f, self._hp_sums)
             self._next_frame += count
-
-    def _decimate_through(self, end: int) -> None:
-        """Decimate what the YIN frames need of the mono samples before global index ``end``.
-
-        YIN frames (``2 yin_w`` decimated samples every ``yin_hop``) cover under half of the
-        decimated signal, so only their samples are computed, straight into the batch of
-        frames; a full batch goes through YIN at once.
-        """
-        p = self.params
-        d = p.decim
-        w2 = 2 * p.yin_w
-        origin = self._pos - self._history  # global index of self._mono[0]
-        avail_last = (end - 1) // d  # last decimated index whose input sample is < end
-        with self._stage("pitch"):
-            while True:
-                start = self._yin_next * p.yin_hop + self._yin_fill
-                if start > avail_last:
-                    break
-                upto = min(self._yin_next * p.yin_hop + w2 - 1, avail_last)
-                count = upto - start + 1
-                row = self._yin_frames[self._yin_slot]
-                if start * d - origin - (self._fir.shape[0] - 1) < 0:
-                    raise FingerprintError(  # numba does not bounds-check: never read outside
-                        f"internal: decimation reads before the mono buffer (sample {start * d})")
-                _pitch.decimate(self._mono, start * d - origin, count, d, self._fir,
-                                row[self._yin_fill :])
-                self._yin_fill += count
-                if self._yin_fill < w2:
-                    break
-                self._yin_fill = 0
-                self._yin_next += 1
-                self._yin_slot += 1
-                if self._yin_slot == YIN_BATCH:
-                    self._yin_batch()
-
-    def _yin_batch(self) -> None:
-        """YIN on the complete frames waiting in the batch, then the pitch histogram."""
-        n = self._yin_slot
-        if n == 0:
-            return
-        p = self.params
-        ws = self._ws
-        w = p.yin_w
-        fr = ws.yin_in
-        fr[:] = 0.0
-        fr[:n, :w] = self._yin_frames[:n, :w]  # a = first half, zero-padded
-        fr[YIN_BATCH : YIN_BATCH + n] = self._yin_frames[:n]  # b = whole frame
-        ws.yin_fwd.execute()
-        sp = ws.yin_spec
-        np.multiply(np.conj(sp[:YIN_BATCH]), sp[YIN_BATCH:], out=ws.yin_prod)
-        ws.yin_inv.execute()
-        corr = ws.yin_corr
-        corr *= 1.0 / (2 * w)
-        _pitch.yin_pick(self._yin_frames, corr, n, w, p.yin_tau_min, p.yin_tau_max,
-                        D.YIN_THRESHOLD, p.sr_dec, D.ACTIVE_RMS, self._yin_cs, self._yin_dp,
-                        self._f0)
-        _pitch.pitch_push(self._f0, n, self._p_state, self._p_fstate, self._pitch_hist,
-                          D.PITCH_HIST_STEP)
-        self._yin_slot = 0
 
     # -- output ------------------------------------------------------------------------------
 
@@ -421,14 +380,14 @@ class Analyzer:
             self._mono[self._history :] = 0.0
             self._frames_through(n_frames - 1, last_padded=total % p.hop != 0
                                  or total < p.n_fft)
-        with self._stage("pitch"):
-            self._yin_batch()  # complete YIN frames only; a partial one is dropped
         with self._stage("finish"):
             _rhythm.rhythm_finish(
-                self._e_ring, self._h_ring, self._ri, self._rf, self._ac_win, self._ac_tot,
-                self._on_t, self._on_s, p.rhythm_window, D.ONSET_MEAN_HALF, D.ONSET_PEAK_HALF,
-                D.ONSET_DELTA_DB, D.BEAT_STRENGTH_RATIO,
+                self._o_ring, self._t_ring, self._l_ring, self._h_ring, self._e_ring,
+                self._ri, self._rf, self._ac_win, self._ac_tot, self._on_new, p.rhythm_window,
+                D.ONSET_MEAN_HALF, *self._pick, D.ONSET_DELTA, D.RHYTHM_FLUX_FLOOR,
             )
+            if self._want_onsets:
+                self._collect_onsets()
             _hpss.hpss_finish(D.HPSS_TIME_AVG, self._hp_group, self._hp_ring, self._hp_state,
                               *self._hp_nets, self._hp_scratch_t, self._hp_scratch_f,
                               self._hp_sums)
@@ -442,83 +401,119 @@ class Analyzer:
         p = self.params
         fs, is_ = self._fs, self._is
         ch = p.channels
-        out = np.zeros(len(FINGERPRINT_NAMES), dtype=np.float64)
-        # 1-7 bands, 10 bass/mid
-        s = self._mean_spec
-        band = np.array([s[a:b].sum() for a, b in self._band_bins], dtype=np.float64)
-        tot = band.sum()
-        if tot > 0.0:
-            out[0:7] = band / tot
-        bass, mid = band[1], band[2] + band[3]
-        if bass > 0.0 and mid > 0.0:
-            out[9] = min(60.0, max(-60.0, 10.0 * math.log10(bass / mid)))
-        elif bass > 0.0:
-            out[9] = 60.0
-        elif mid > 0.0:
-            out[9] = -60.0
-        # 8 integrated loudness, 22 loudness range
-        out[7] = self._integrated_lufs()
-        out[21] = self._loudness_range()
-        # 9 crest
+        v: dict[str, float] = {}
+        v.update(self._band_values())
+        v["lufs"] = self._integrated_lufs()
+        v["loudness_range"] = self._loudness_range()
+        v["crest_db"] = 0.0
         if fs[_samples.F_PEAK] > 0.0 and fs[_samples.F_SUMSQ] > 0.0:
             rms = math.sqrt(fs[_samples.F_SUMSQ] / (total * ch))
-            out[8] = max(0.0, 20.0 * math.log10(fs[_samples.F_PEAK] / rms))
-        # 11-13 rhythm
-        out[10] = _rhythm.select_tempo(
-            self._ac_tot, p.fps, min_bpm=D.TEMPO_MIN_BPM, max_bpm=D.TEMPO_MAX_BPM,
-            prior_bpm=D.TEMPO_PRIOR_BPM, tap_max_bpm=D.TEMPO_TAP_MAX_BPM,
-            octave_ratio=D.TEMPO_OCTAVE_RATIO,
-        )
-        ri, rf = self._ri, self._rf
-        if ri[_rhythm.R_BEATS] >= 3 and rf[_rhythm.RF_IBI_MEAN] > 0.0:
-            cv = math.sqrt(rf[_rhythm.RF_IBI_M2] / ri[_rhythm.R_IBIS]) / rf[_rhythm.RF_IBI_MEAN]
-            out[11] = 1.0 / (1.0 + cv)
-        active_s = float(is_[_samples.I_ACTIVE_SECONDS])
-        tail = int(is_[_samples.I_SEC_FILL])
-        if tail > 0 and math.sqrt(fs[_samples.F_SEC_MONO] / tail) >= D.ACTIVE_RMS:
-            active_s += tail / p.sample_rate
-        if active_s > 0.0:
-            out[12] = ri[_rhythm.R_ONSETS] / active_s
-        # 14-17, 20 spectral
-        acc = self._acc
-        n_act = acc[_spectral.A_ACTIVE]
-        out[13] = 1.0 - n_act / acc[_spectral.A_FRAMES]
-        if n_act > 0:
-            out[14] = acc[_spectral.A_CENTROID] / n_act
-            out[15] = acc[_spectral.A_ROLLOFF] / n_act
-            out[16] = min(1.0, acc[_spectral.A_FLATNESS] / n_act)  # <= 1 (AM-GM) but for rounding
-            out[19] = acc[_spectral.A_CHROMA] / n_act
-        # 18 harmonic ratio
-        h2, p2 = self._hp_sums[_hpss.S_H2], self._hp_sums[_hpss.S_P2]
-        if h2 + p2 > 0.0:
-            out[17] = h2 / (h2 + p2)
-        # 19 pitch stability
-        if self._p_state[_pitch.P_PAIRS] > 0:
-            med = _pitch.hist_median(self._pitch_hist, D.PITCH_HIST_STEP)
-            out[18] = 1.0 / (1.0 + med)
-        # 21, 23 per-second
+            v["crest_db"] = max(0.0, 20.0 * math.log10(fs[_samples.F_PEAK] / rms))
+        # per-second statistics
+        v["dynamic_range_variation"] = v["peak_consistency"] = 0.0
         n_sec = is_[_samples.I_ACTIVE_SECONDS]
         if n_sec > 0:
-            out[20] = math.sqrt(max(0.0, fs[_samples.F_CREST_M2]) / n_sec)
+            v["dynamic_range_variation"] = math.sqrt(max(0.0, fs[_samples.F_CREST_M2]) / n_sec)
             mean_peak = fs[_samples.F_PEAK_MEAN]
             if mean_peak > 0.0:
                 cv = math.sqrt(max(0.0, fs[_samples.F_PEAK_M2]) / n_sec) / mean_peak
-                out[22] = 1.0 / (1.0 + cv)
-        # 24, 25 stereo
-        ss, mm = fs[_samples.F_SS], fs[_samples.F_MM]
-        if ss + mm > 0.0:
-            out[23] = ss / (ss + mm)
-        if not is_[_samples.I_DIFFER]:
-            out[24] = 1.0
-        else:
-            n = float(total)
-            sl, sr_ = fs[_samples.F_L], fs[_samples.F_R]
-            var_l = fs[_samples.F_LL] - sl * sl / n
-            var_r = fs[_samples.F_RR] - sr_ * sr_ / n
-            cov = fs[_samples.F_LR] - sl * sr_ / n
-            if var_l > 0.0 and var_r > 0.0:
-                out[24] = min(1.0, max(-1.0, cov / math.sqrt(var_l * var_r)))
+                v["peak_consistency"] = 1.0 / (1.0 + cv)
+        active_s = float(n_sec)
+        tail = int(is_[_samples.I_SEC_FILL])
+        if tail > 0 and math.sqrt(fs[_samples.F_SEC_MONO] / tail) >= D.ACTIVE_RMS:
+            active_s += tail / p.sample_rate
+        v.update(self._rhythm_values(active_s))
+        acc = self._acc
+        n_act = acc[_spectral.A_ACTIVE]
+        v["spectral_centroid"] = acc[_spectral.A_CENTROID] / n_act if n_act > 0 else 0.0
+        v["harmonic_ratio"] = self._harmonic_ratio()
+        v.update(self._tonal_values())
+        v["phase_correlation"] = self._phase_correlation(total)
+        if set(v) != set(FINGERPRINT_NAMES):
+            raise FingerprintError(  # a bug: every name is written exactly once
+                f"internal: values {sorted(set(FINGERPRINT_NAMES) ^ set(v))} missing or unknown")
+        return np.array([v[name] for name in FINGERPRINT_NAMES], dtype=np.float64)
+
+    # -- value groups (docs/FINGERPRINT.md, one section each) ---------------------------------
+
+    def _band_values(self) -> dict[str, float]:
+        """Band levels relative to the mid band (docs/FINGERPRINT.md "Spectral balance")."""
+        s = self._mean_spec
+        band = self._band_weights @ s
+        mid = band[3]
+        out: dict[str, float] = {}
+        for i, name in ((0, "sub_bass_db"), (1, "bass_db"), (2, "low_mid_db"),
+                        (4, "upper_mid_db"), (5, "presence_db"), (6, "air_db")):
+            if band[i] > 0.0 and mid > 0.0:
+                out[name] = min(D.BAND_DB_LIMIT,
+                                max(-D.BAND_DB_LIMIT, 10.0 * math.log10(band[i] / mid)))
+            elif mid > 0.0:
+                out[name] = -D.BAND_DB_LIMIT
+            elif band[i] > 0.0:
+                out[name] = D.BAND_DB_LIMIT
+            else:
+                out[name] = 0.0
         return out
+
+    def _collect_onsets(self) -> None:
+        """Append the onsets of the last push / finish to :attr:`onset_times` (seconds, the
+        centre of the onset's frame)."""
+        p = self.params
+        for i in range(int(self._ri[_rhythm.R_NEW])):
+            self.onset_times.append(
+                (int(self._on_new[i]) * p.hop + 0.5 * p.n_fft) / p.sample_rate)
+
+    def _rhythm_values(self, active_seconds: float) -> dict[str, float]:
+        """tempo_bpm, pulse_clarity, transient_density (docs/FINGERPRINT.md "Rhythm")."""
+        p = self.params
+        tempo = _rhythm.select_tempo(
+            self._ac_tot, p.fps, min_bpm=D.TEMPO_MIN_BPM, max_bpm=D.TEMPO_MAX_BPM,
+            prior_bpm=D.TEMPO_PRIOR_BPM, prior_octaves=D.TEMPO_PRIOR_OCTAVES,
+            level_octaves=D.TEMPO_LEVEL_OCTAVES, peak_span=D.TEMPO_PEAK_SPAN,
+            faster_ratio=D.TEMPO_FASTER_RATIO,
+            halftime_bpm=D.TEMPO_HALFTIME_BPM, halftime_ratio=D.TEMPO_HALFTIME_RATIO,
+            refine_span=D.TEMPO_REFINE_SPAN, refine_level=D.TEMPO_REFINE_LEVEL,
+        )
+        clarity = _rhythm.pulse_clarity(self._ac_tot, p.fps, float(self._rf[_rhythm.RF_WEIGHT]),
+                                        min_bpm=D.TEMPO_MIN_BPM, max_bpm=D.TEMPO_MAX_BPM)
+        density = 0.0
+        if active_seconds > 0.0:
+            density = self._ri[_rhythm.R_ONSETS] / active_seconds
+        return {"tempo_bpm": tempo, "pulse_clarity": clarity, "transient_density": density}
+
+    def _harmonic_ratio(self) -> float:
+        """docs/FINGERPRINT.md "Harmonic ratio"."""
+        h2, p2 = self._hp_sums[_hpss.S_H2], self._hp_sums[_hpss.S_P2]
+        return h2 / (h2 + p2) if h2 + p2 > 0.0 else 0.0
+
+    def _tonal_values(self) -> dict[str, float]:
+        """chroma_energy, key_fifths_x/_y, key_mode, mfcc_1..4 (docs/FINGERPRINT.md "Tonality"
+        and "Timbre")."""
+        acc = self._acc
+        n_act = acc[_spectral.A_ACTIVE]
+        out = {"chroma_energy": acc[_spectral.A_CHROMA] / n_act if n_act > 0 else 0.0}
+        out.update(key_fields(self._key_chroma, self._key_profiles))
+        _tonal.log_mel_flush(self._mel_log_sum, self._mel_prod, self._mel_state)
+        mfcc = np.zeros(D.N_MFCC, dtype=np.float64)
+        if n_act > 0:  # mean ln -> dB, then the DCT (the mean of a DCT is the DCT of the mean)
+            mfcc = self._mel_dct @ (self._mel_log_sum * (10.0 / math.log(10.0)) / n_act)
+        for i in range(D.N_MFCC):
+            out[f"mfcc_{i + 1}"] = float(mfcc[i])
+        return out
+
+    def _phase_correlation(self, total: int) -> float:
+        """Pearson correlation of L and R (docs/FINGERPRINT.md "Stereo")."""
+        fs = self._fs
+        if not self._is[_samples.I_DIFFER]:
+            return 1.0
+        n = float(total)
+        sl, sr_ = fs[_samples.F_L], fs[_samples.F_R]
+        var_l = fs[_samples.F_LL] - sl * sl / n
+        var_r = fs[_samples.F_RR] - sr_ * sr_ / n
+        cov = fs[_samples.F_LR] - sl * sr_ / n
+        if var_l > 0.0 and var_r > 0.0:
+            return min(1.0, max(-1.0, cov / math.sqrt(var_l * var_r)))
+        return 0.0
 
     def _integrated_lufs(self) -> float:
         n = int(self._is[_samples.I_LOUD_N])

@@ -10,6 +10,7 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+import numpy.typing as npt
 
 from .errors import ParameterError
 
@@ -17,44 +18,43 @@ from .errors import ParameterError
 #: samples, whatever block sizes it is fed, so results do not depend on the caller's blocks.
 CHUNK_FRAMES = 128
 
-#: Band edges (Hz) of values 1-7; the last edge is capped at min(20000, sr / 2).
+#: Band edges (Hz) of the spectral balance; the last edge is capped at min(20000, sr / 2).
 BAND_EDGES_HZ = (20.0, 60.0, 250.0, 500.0, 2000.0, 4000.0, 6000.0, 20000.0)
+#: Band levels relative to the mid band are clamped to +-this (dB).
+BAND_DB_LIMIT = 80.0
 
 ACTIVE_RMS = 1e-3  # -60 dBFS
-FLATNESS_AMIN = 1e-10
-ROLLOFF_PERCENT = 0.85
 
 # Rhythm (docs/FINGERPRINT.md "Rhythm")
-ONSET_FMIN_HZ = 40.0
-ONSET_FMAX_HZ = 16000.0
-ONSET_DB_FLOOR = -100.0
-ONSET_PEAK_HALF = 3  # local maximum over f-3 .. f+3
-ONSET_MEAN_HALF = 16  # local mean over f-16 .. f+16
-ONSET_DELTA_DB = 2.0
+ONSET_FMIN_HZ = 30.0  # onset filter bank: 24 bands per octave from 30 Hz ...
+ONSET_FMAX_HZ = 16000.0  # ... to min(16 kHz, Nyquist), at least one bin each
+ONSET_BANDS_PER_OCTAVE = 24
+ONSET_LOG_GAIN = 1000.0  # L = ln(1 + 1000 m): log above m = 1e-3 (-54 dB re a full-scale sine)
+ONSET_MEAN_HALF = 16  # frames: delay of the rhythm stage; tempo envelope's local mean f-16..f+16
+ONSET_MAX_S = 0.03  # peak picking: maximum over +-30 ms ...
+ONSET_AVG_PRE_S = 0.12  # ... at least ONSET_DELTA above the mean from 120 ms before ...
+ONSET_AVG_POST_S = 0.07  # ... to 70 ms after
+ONSET_DELTA = 0.03  # nepers per band (mean log rise); level-free, so also under a noise bed
 RHYTHM_WINDOW_S = 8.0
+RHYTHM_FLUX_FLOOR = 10.0 ** -3.5  # a window's sum h^2 counts at least this x sum level^2
 TEMPO_MAX_LAG_S = 4.0
 TEMPO_MIN_BPM = 40.0
 TEMPO_MAX_BPM = 240.0
-TEMPO_PRIOR_BPM = 120.0
-TEMPO_TAP_MAX_BPM = 210.0
-TEMPO_OCTAVE_RATIO = 0.5
-BEAT_STRENGTH_RATIO = 0.5
+TEMPO_PRIOR_BPM = 120.0  # log-Gaussian prior (Ellis 2007) ...
+TEMPO_PRIOR_OCTAVES = 1.8  # ... of this standard deviation
+TEMPO_PEAK_SPAN = 0.06  # periodicity S(x) = area of G+ within x (1 +- 6 %) ...
+TEMPO_LEVEL_OCTAVES = 3.0  # ... weighted by a log-Gaussian of this width around the prior
+TEMPO_FASTER_RATIO = 0.78  # go to l/2 or l/3 while weighted S there reaches this share
+TEMPO_HALFTIME_BPM = 70.0  # a start slower than this ...
+TEMPO_HALFTIME_RATIO = 0.2  # ... with S(l/4) >= this share of S(l) is half-time: beat l/2
+TEMPO_REFINE_SPAN = 0.1  # period = centroid of G within +-10 % of the chosen lag ...
+TEMPO_REFINE_LEVEL = 0.5  # ... over the part above half its maximum
 
 # Harmonic / percussive separation (docs/FINGERPRINT.md "Harmonic ratio")
 HPSS_TIME_AVG = 2  # power frames averaged into one coarse frame
 HPSS_TIME_KERNEL = 17  # coarse frames in the harmonic (time) median (~ librosa's 31 frames)
 HPSS_FREQ_KERNEL = 31  # bins in the percussive (frequency) median
-HPSS_FMAX_HZ = 8000.0  # separation on bins below this (they carry nearly all of sum S^2)
-
-# Pitch (docs/FINGERPRINT.md "Pitch")
-YIN_FMIN_HZ = 65.0
-YIN_FMAX_HZ = 2093.0
-YIN_THRESHOLD = 0.1
-YIN_HOP_S = 0.1
-DECIM_TARGET_HZ = 11025
-DECIM_TAPS = 39
-PITCH_HIST_STEP = 0.001  # semitones
-PITCH_HIST_MAX = 64.0  # semitones
+HPSS_FMAX_HZ = 11025.0  # separation on bins below this (8 kHz: up to 0.047 off librosa)
 
 # Loudness histograms (docs/FINGERPRINT.md "Loudness histograms")
 LOUD_HIST_MIN = -70.0
@@ -145,56 +145,95 @@ def k_weighting(sample_rate: int) -> np.ndarray:
     ])
 
 
+#: BS.1770-4 channel weights by channel count, in the WAVE/FLAC default channel order
+#: (Microsoft WAVEFORMATEXTENSIBLE masks; FLAC and Vorbis use the same orders for these
+#: counts): 1.0 for the front channels (L, R, C), 0 for the LFE (BS.1770-4 excludes it),
+#: 1.41 (+1.5 dB) for the surround and back channels.
+_LAYOUT_WEIGHTS: dict[int, tuple[float, ...]] = {
+    4: (1.0, 1.0, 1.41, 1.41),  # quad: FL FR BL BR
+    5: (1.0, 1.0, 1.0, 1.41, 1.41),  # 5.0: FL FR FC BL BR
+    6: (1.0, 1.0, 1.0, 0.0, 1.41, 1.41),  # 5.1: FL FR FC LFE BL BR
+    7: (1.0, 1.0, 1.0, 0.0, 1.41, 1.41, 1.41),  # 6.1: FL FR FC LFE BC SL SR
+    8: (1.0, 1.0, 1.0, 0.0, 1.41, 1.41, 1.41, 1.41),  # 7.1: FL FR FC LFE BL BR SL SR
+}
+
+
 def channel_weights(channels: int) -> np.ndarray:
-    """BS.1770 channel weights, float64[channels]: 1.0, and 1.41 for channels 4 and 5 (1-based)."""
-    g = np.ones(channels, dtype=np.float64)
-    g[3:5] = 1.41
-    return g
+    """BS.1770-4 channel weights ``G_i``, float64[channels].
+
+    Mono, stereo and L R C are 1.0 each; 4 to 8 channels follow the default layouts of
+    :data:`_LAYOUT_WEIGHTS` (5.1: L R C 1.0, LFE 0, Ls Rs 1.41; 7.1: the four surrounds 1.41);
+    more than 8 channels have no standard order, and every channel weighs 1.0.
+
+    ITU-R BS.1770-4 (2015), table 3.
+    """
+    layout = _LAYOUT_WEIGHTS.get(channels)
+    if layout is None:
+        return np.ones(channels, dtype=np.float64)
+    return np.array(layout, dtype=np.float64)
 
 
-def band_bins(sample_rate: int, n_fft: int) -> np.ndarray:
-    """Bin ranges of the seven bands, int64[7, 2] as ``[start, stop)``, by bin centre frequency."""
+def band_weights(sample_rate: int, n_fft: int) -> np.ndarray:
+    """Share of each bin's power that each band of the spectral balance takes, float64[7, n_bins].
+
+    Bin ``k`` stands for the frequencies ``[(k - 1/2) df, (k + 1/2) df)``, ``df = sr / n_fft``;
+    band ``b`` (edges :data:`BAND_EDGES_HZ`, each capped at ``sr / 2``) takes the fraction of
+    that interval inside ``[lo, hi)``. So a band's power does not jump
+    when an edge crosses a bin centre, and the same music at 44.1 and 48 kHz (bins 21.5 and
+    23.4 Hz apart) gives the same band levels: in v1, bins counted whole by their centre moved
+    bass_pct by 0.1 IQR between the two rates.
+    """
     n_bins = n_fft // 2 + 1
-    freqs = np.arange(n_bins) * (sample_rate / n_fft)
-    edges = list(BAND_EDGES_HZ)
-    edges[-1] = min(edges[-1], sample_rate / 2.0)
-    out = np.zeros((7, 2), dtype=np.int64)
+    df = sample_rate / n_fft
+    lo_k = (np.arange(n_bins) - 0.5) * df
+    hi_k = lo_k + df
+    edges = [min(e, sample_rate / 2.0) for e in BAND_EDGES_HZ]
+    w = np.zeros((7, n_bins), dtype=np.float64)
     for b in range(7):
-        lo, hi = edges[b], edges[b + 1]
-        start = int(np.searchsorted(freqs, lo, side="left"))
-        stop = int(np.searchsorted(freqs, hi, side="left")) if hi > lo else start
-        out[b] = (start, max(start, stop))
-    return out
+        lo, hi = edges[b], max(edges[b], edges[b + 1])
+        w[b] = np.clip(np.minimum(hi_k, hi) - np.maximum(lo_k, lo), 0.0, None) / df
+    return w
 
 
 def onset_bands(sample_rate: int, n_fft: int) -> np.ndarray:
-    """Third-octave onset bands as bin edges, int64[n_bands + 1]: band ``b`` is bins
+    """Onset filter bank as bin edges, int64[n_bands + 1]: band ``b`` is bins
     ``edges[b] .. edges[b+1]-1``.
 
-    Edges at ``40 * 2^(i/3)`` Hz up to ``min(16 kHz, Nyquist)``; a band narrower than two bins is
-    merged into the next one (the last into the one before).
+    Edges at ``30 * 2^(i/24)`` Hz (24 bands per octave, as SuperFlux: S. Böck and G. Widmer,
+    DAFx 2013) up to ``min(16 kHz, Nyquist)``, each rounded up to a bin; an edge that falls on
+    the previous one is skipped, so every band has at least one bin (below ~730 Hz at a 46 ms
+    frame the bands are single bins). 140 bands at 44.1 kHz.
     """
     n_bins = n_fft // 2 + 1
     df = sample_rate / n_fft
     fmax = min(ONSET_FMAX_HZ, sample_rate / 2.0)
     k_lo = math.ceil(ONSET_FMIN_HZ / df - 1e-9)
     k_hi = min(n_bins, math.ceil(fmax / df - 1e-9))  # bins with centre < fmax
-    bands: list[list[int]] = []
+    if k_hi <= k_lo:  # absurdly low rates: one band over whatever exists
+        k_lo = min(k_lo, n_bins - 1)
+        return np.array([k_lo, max(k_hi, k_lo + 1)], dtype=np.int64)
+    edges = [k_lo]
     i = 0
-    start = k_lo
-    while start < k_hi:
+    while edges[-1] < k_hi:
         i += 1
-        edge_k = math.ceil(ONSET_FMIN_HZ * 2.0 ** (i / 3.0) / df - 1e-9)
-        if edge_k - start < 2:
-            continue
-        stop = min(edge_k, k_hi)
-        bands.append([start, stop])
-        start = stop
-    if len(bands) > 1 and bands[-1][1] - bands[-1][0] < 2:
-        bands[-2][1] = bands.pop()[1]
-    if not bands:  # absurdly low rates: one band over whatever exists
-        bands = [[min(k_lo, n_bins - 1), max(k_hi, min(k_lo, n_bins - 1) + 1)]]
-    return np.array([bands[0][0]] + [b for _, b in bands], dtype=np.int64)
+        edge_k = math.ceil(ONSET_FMIN_HZ * 2.0 ** (i / ONSET_BANDS_PER_OCTAVE) / df - 1e-9)
+        if edge_k > edges[-1]:
+            edges.append(min(edge_k, k_hi))
+    return np.array(edges, dtype=np.int64)
+
+
+def peak_pick_frames(fps: float) -> tuple[int, int, int, int]:
+    """Peak-picking neighbourhoods in frames: ``(pre_max, post_max, pre_avg, post_avg)``.
+
+    ``ONSET_MAX_S``, ``ONSET_AVG_PRE_S`` and ``ONSET_AVG_POST_S`` rounded to frames, at least
+    one, and never more than ``ONSET_MEAN_HALF`` after the frame (the rhythm stage's delay).
+    At 44.1 kHz (86.1 frames/s): 3, 3, 10, 6.
+    """
+    pre_max = max(1, round(ONSET_MAX_S * fps))
+    post_max = min(ONSET_MEAN_HALF, pre_max)
+    pre_avg = max(1, round(ONSET_AVG_PRE_S * fps))
+    post_avg = min(ONSET_MEAN_HALF, max(1, round(ONSET_AVG_POST_S * fps)))
+    return pre_max, post_max, pre_avg, post_avg
 
 
 def chroma_filterbank(sample_rate: int, n_fft: int) -> np.ndarray:
@@ -287,23 +326,6 @@ def median_network(n: int) -> tuple[np.ndarray, int]:
     return np.array(kept, dtype=np.int64).reshape(-1, 2), out
 
 
-def lowpass_fir(taps: int, cutoff: float) -> np.ndarray:
-    """Blackman-windowed sinc low-pass, unit DC gain.
-
-    Parameters
-    ----------
-    taps : int, odd
-    cutoff : float, cycles per sample (0 .. 0.5)
-
-    Returns
-    -------
-    float32[taps]
-    """
-    n = np.arange(taps, dtype=np.float64) - (taps - 1) / 2.0
-    h = 2.0 * cutoff * np.sinc(2.0 * cutoff * n) * np.blackman(taps)
-    return (h / h.sum()).astype(np.float32)
-
-
 @dataclass(frozen=True)
 class Params:
     """Everything derived from (sample_rate, channels), shared by the kernels of one analyzer."""
@@ -319,13 +341,6 @@ class Params:
     # rhythm
     rhythm_window: int  # frames per analysis window
     max_lag: int  # frames, tempo autocorrelation
-    # pitch
-    decim: int
-    sr_dec: float
-    yin_w: int  # integration window (decimated samples); YIN frames are 2 * yin_w long
-    yin_hop: int  # decimated samples
-    yin_tau_min: int
-    yin_tau_max: int
 
 
 def make_params(sample_rate: int, channels: int) -> Params:
@@ -342,10 +357,6 @@ def make_params(sample_rate: int, channels: int) -> Params:
     sr = int(sample_rate)
     n_fft, hop = stft_size(sr)
     fps = sr / hop
-    decim = max(1, sr // DECIM_TARGET_HZ)
-    sr_dec = sr / decim
-    tau_max = int(math.floor(sr_dec / YIN_FMIN_HZ))
-    yin_w = 1 << max(4, math.ceil(math.log2(sr_dec / YIN_FMIN_HZ)))
     return Params(
         sample_rate=sr,
         channels=int(channels),
@@ -357,10 +368,177 @@ def make_params(sample_rate: int, channels: int) -> Params:
         fps=fps,
         rhythm_window=max(1, round(RHYTHM_WINDOW_S * fps)),
         max_lag=int(math.ceil(TEMPO_MAX_LAG_S * fps)),
-        decim=decim,
-        sr_dec=sr_dec,
-        yin_w=yin_w,
-        yin_hop=max(1, round(sr_dec * YIN_HOP_S)),
-        yin_tau_min=max(2, int(math.ceil(sr_dec / YIN_FMAX_HZ))),
-        yin_tau_max=min(tau_max, yin_w - 1),
     )
+
+
+# Tonality and timbre (docs/FINGERPRINT.md "Tonality", "Timbre")
+
+#: Spectral peaks between these frequencies make the key's chroma (Hz).
+KEY_FMIN_HZ = 50.0
+KEY_FMAX_HZ = 3500.0
+#: A best key-profile correlation at or below this gives strength 0 (no key); strength
+#: ``(r - KEY_R0) / (1 - KEY_R0)`` above it.
+KEY_R0 = 0.5
+#: Spectral peaks weaker than a sine of this amplitude (-100 dBFS) do not count.
+KEY_PEAK_MIN_AMP = 1e-5
+#: The key reads every 4th STFT frame (frames n_fft apart: they tile the signal).
+KEY_FRAME_STRIDE = 4
+#: Key profiles: Temperley (1999), expanded to chords and harmonics as in Gomez (2006) /
+#: Essentia's ``Key`` (tonic, subdominant and dominant triads; 4 harmonics, slope 0.6).
+KEY_MAJOR_PROFILE = (5.0, 2.0, 3.5, 2.0, 4.5, 4.0, 2.0, 4.5, 2.0, 3.5, 1.5, 4.0)
+KEY_MINOR_PROFILE = (5.0, 2.0, 3.5, 4.5, 2.0, 4.0, 2.0, 4.5, 3.5, 2.0, 1.5, 4.0)
+KEY_HARMONICS = 4
+KEY_HARMONIC_SLOPE = 0.6
+#: Mel filter bank of the MFCCs: Slaney's (librosa's default, ``htk=False, norm="slaney"``).
+MEL_BANDS = 40
+MEL_FMIN_HZ = 0.0
+MEL_FMAX_HZ = 8000.0  # below every common codec's low-pass (MP3 128k: ~16 kHz)
+N_MFCC = 4  # coefficients 1..4 (c0, the level, is left out)
+#: Log-mel values of this many consecutive active frames are multiplied before one log.
+MEL_LOG_GROUP = 8
+
+
+def key_peak_bins(sample_rate: int, n_fft: int) -> tuple[int, int]:
+    """Bin range of the key's spectral peaks.
+
+    Returns
+    -------
+    k_lo, k_hi : int
+        Peaks are bins ``k_lo <= k < k_hi``: centre at or above ``KEY_FMIN_HZ`` (and >= 2, so
+        that an offset of up to half a bin is at most a quarter of the frequency), at most one
+        past ``KEY_FMAX_HZ``, and below the last bin (a peak needs both neighbours).
+    """
+    n_bins = n_fft // 2 + 1
+    df = sample_rate / n_fft
+    k_lo = max(2, math.ceil(KEY_FMIN_HZ / df - 1e-9))
+    k_hi = min(n_bins - 1, math.floor(KEY_FMAX_HZ / df) + 1)
+    return k_lo, max(k_lo, k_hi)
+
+
+def key_bin_pitch(sample_rate: int, n_fft: int) -> np.ndarray:
+    """Pitch of each bin's centre frequency, float64[n_fft // 2 + 1], in semitones above C
+    (A4 = 440 Hz): ``12 log2(k sr / (n_fft 440)) + 9``; bin 0 gets 0 (never a peak)."""
+    k = np.arange(n_fft // 2 + 1, dtype=np.float64)
+    out = np.zeros_like(k)
+    out[1:] = 12.0 * np.log2(k[1:] * (sample_rate / n_fft) / 440.0) + 9.0
+    return out
+
+
+def key_peak_min(n_fft: int) -> float:
+    """Smallest power of a key peak: that of a sine of amplitude ``KEY_PEAK_MIN_AMP`` (-100
+    dBFS) under the periodic Hann window, ``(A n_fft / 4)^2`` (the window sums to n_fft / 2)."""
+    return (KEY_PEAK_MIN_AMP * n_fft / 4.0) ** 2
+
+
+def _key_profile(base: tuple[float, ...], minor: bool) -> np.ndarray:
+    """One polyphonic key profile for tonic C (Gomez 2006): the I, IV and V triads (minor: i,
+    iv, V) weighted by ``base`` at their roots, each note adding ``slope^(h-1)`` at the pitch
+    class of its harmonics ``h = 1..KEY_HARMONICS``."""
+    out = np.zeros(12, dtype=np.float64)
+    chords = ((0, minor), (5, minor), (7, False))
+    for root, is_minor in chords:
+        for interval in (0, 3, 7) if is_minor else (0, 4, 7):
+            note = (root + interval) % 12
+            for h in range(1, KEY_HARMONICS + 1):
+                pc = (note + round(12.0 * math.log2(h))) % 12
+                out[pc] += base[root] * KEY_HARMONIC_SLOPE ** (h - 1)
+    return out
+
+
+def key_profiles() -> np.ndarray:
+    """The 24 key profiles, centred and scaled to unit norm, so that a dot product with a
+    centred unit chroma is Pearson's correlation.
+
+    Returns
+    -------
+    float64[24, 12] : rows 0..11 the major keys C, C#, ..., B; rows 12..23 the minor keys.
+    """
+    major = _key_profile(KEY_MAJOR_PROFILE, False)
+    minor = _key_profile(KEY_MINOR_PROFILE, True)
+    z = np.array([np.roll(major, t) for t in range(12)] + [np.roll(minor, t) for t in range(12)])
+    z -= z.mean(axis=1, keepdims=True)
+    z /= np.sqrt(np.sum(z * z, axis=1, keepdims=True))
+    return z
+
+
+def hz_to_mel_slaney(f: npt.ArrayLike) -> np.ndarray:
+    """Slaney's mel scale (Auditory Toolbox; librosa ``htk=False``): linear ``3 f / 200`` below
+    1 kHz, ``15 + 27 ln(f / 1000) / ln 6.4`` above."""
+    f = np.asarray(f, dtype=np.float64)
+    logstep = math.log(6.4) / 27.0
+    return np.where(f >= 1000.0, 15.0 + np.log(np.maximum(f, 1e-9) / 1000.0) / logstep,
+                    f * 3.0 / 200.0)
+
+
+def mel_to_hz_slaney(m: npt.ArrayLike) -> np.ndarray:
+    """Inverse of :func:`hz_to_mel_slaney`."""
+    m = np.asarray(m, dtype=np.float64)
+    logstep = math.log(6.4) / 27.0
+    return np.where(m >= 15.0, 1000.0 * np.exp(logstep * (m - 15.0)), m * 200.0 / 3.0)
+
+
+def mel_edges(sample_rate: int) -> np.ndarray:
+    """The ``MEL_BANDS + 2`` edge frequencies (Hz), equally spaced in Slaney mel from
+    ``MEL_FMIN_HZ`` to ``min(MEL_FMAX_HZ, sr / 2)``: band ``b`` rises from ``edges[b]`` to
+    ``edges[b + 1]`` and falls to ``edges[b + 2]``."""
+    fmax = min(MEL_FMAX_HZ, sample_rate / 2.0)
+    m = np.linspace(hz_to_mel_slaney(MEL_FMIN_HZ), hz_to_mel_slaney(fmax), MEL_BANDS + 2)
+    return mel_to_hz_slaney(m)
+
+
+def mel_filterbank(sample_rate: int, n_fft: int) -> np.ndarray:
+    """Dense Slaney mel filter bank (the reference for :func:`mel_segments`; librosa's
+    ``filters.mel(sr, n_fft, n_mels=40, fmin=0, fmax=8000, htk=False, norm="slaney")``).
+
+    Returns
+    -------
+    float64[MEL_BANDS, n_fft // 2 + 1] : triangles of peak ``2 / (edges[b + 2] - edges[b])``.
+    """
+    freqs = np.arange(n_fft // 2 + 1, dtype=np.float64) * (sample_rate / n_fft)
+    e = mel_edges(sample_rate)
+    w = np.zeros((MEL_BANDS, freqs.shape[0]), dtype=np.float64)
+    for b in range(MEL_BANDS):
+        rise = (freqs - e[b]) / (e[b + 1] - e[b])
+        fall = (e[b + 2] - freqs) / (e[b + 2] - e[b + 1])
+        w[b] = np.maximum(0.0, np.minimum(rise, fall)) * (2.0 / (e[b + 2] - e[b]))
+    return w
+
+
+def mel_segments(sample_rate: int, n_fft: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`mel_filterbank` by segments: each bin lies on at most two triangles.
+
+    Returns
+    -------
+    seg : int64[MEL_BANDS + 2]
+        Segment ``s`` = bins ``seg[s] <= k < seg[s + 1]``, those with
+        ``edges[s] <= f_k < edges[s + 1]``: the rising edge of band ``s`` and the falling edge of
+        band ``s - 1``. Bins from ``seg[-1]`` on touch no band.
+    rise, fall : float32[seg[-1]]
+        Each bin's weight in the band it rises into and in the band it falls out of (0 where
+        that band does not exist), equal to the dense bank's entries.
+    """
+    dense = mel_filterbank(sample_rate, n_fft)
+    freqs = np.arange(n_fft // 2 + 1, dtype=np.float64) * (sample_rate / n_fft)
+    seg = np.searchsorted(freqs, mel_edges(sample_rate), side="left").astype(np.int64)
+    rise = np.zeros(seg[-1], dtype=np.float32)
+    fall = np.zeros(seg[-1], dtype=np.float32)
+    for s in range(MEL_BANDS + 1):
+        ks = np.arange(seg[s], seg[s + 1])
+        if s < MEL_BANDS:
+            rise[ks] = dense[s, ks]
+        if s >= 1:
+            fall[ks] = dense[s - 1, ks]
+    return seg, rise, fall
+
+
+def mfcc_dct() -> np.ndarray:
+    """Rows 1..N_MFCC of the orthonormal DCT-II of length ``MEL_BANDS`` (scipy's
+    ``dct(type=2, norm="ortho")``, as librosa's ``feature.mfcc``).
+
+    Returns
+    -------
+    float64[N_MFCC, MEL_BANDS] : ``sqrt(2 / N) cos(pi n (b + 1/2) / N)``, ``n = 1..N_MFCC``.
+    """
+    n = np.arange(1, N_MFCC + 1, dtype=np.float64)[:, None]
+    b = np.arange(MEL_BANDS, dtype=np.float64)[None, :]
+    return math.sqrt(2.0 / MEL_BANDS) * np.cos(np.pi * n * (b + 0.5) / MEL_BANDS)

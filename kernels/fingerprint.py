@@ -1,4 +1,4 @@
-"""The fingerprint value: 25 named floats in the order of shared/FINGERPRINT-SPEC.md."""
+"""The fingerprint value: 25 named floats in the order of docs/FINGERPRINT.md (version 2)."""
 
 from __future__ import annotations
 
@@ -8,42 +8,46 @@ import numpy as np
 
 #: Bumped whenever a definition in docs/FINGERPRINT.md changes meaning; stored fingerprints
 #: carrying an older version are recomputed by the engine.
-FINGERPRINT_VERSION = 1
+FINGERPRINT_VERSION = 2
 
-#: The 25 value names, in spec order (the order of :meth:`Fingerprint.as_array`).
+#: The 25 value names, in docs/FINGERPRINT.md order (the order of :meth:`Fingerprint.as_array`).
 FINGERPRINT_NAMES: tuple[str, ...] = (
-    "sub_bass_pct",
-    "bass_pct",
-    "low_mid_pct",
-    "mid_pct",
-    "upper_mid_pct",
-    "presence_pct",
-    "air_pct",
+    "sub_bass_db",
+    "bass_db",
+    "low_mid_db",
+    "upper_mid_db",
+    "presence_db",
+    "air_db",
     "lufs",
     "crest_db",
-    "bass_mid_ratio",
-    "tempo_bpm",
-    "rhythm_stability",
-    "transient_density",
-    "silence_ratio",
-    "spectral_centroid",
-    "spectral_rolloff",
-    "spectral_flatness",
-    "harmonic_ratio",
-    "pitch_stability",
-    "chroma_energy",
-    "dynamic_range_variation",
     "loudness_range",
+    "dynamic_range_variation",
     "peak_consistency",
-    "stereo_width",
+    "tempo_bpm",
+    "pulse_clarity",
+    "transient_density",
+    "spectral_centroid",
+    "harmonic_ratio",
+    "chroma_energy",
+    "key_fifths_x",
+    "key_fifths_y",
+    "key_mode",
+    "mfcc_1",
+    "mfcc_2",
+    "mfcc_3",
+    "mfcc_4",
     "phase_correlation",
 )
 
 #: Unit of each value, for display (same order as FINGERPRINT_NAMES).
 FINGERPRINT_UNITS: tuple[str, ...] = (
-    "share", "share", "share", "share", "share", "share", "share",
-    "LUFS", "dB", "dB", "BPM", "0..1", "onsets/s", "share",
-    "Hz", "Hz", "0..1", "0..1", "0..1", "1/12..1", "dB", "LU", "0..1", "0..1", "-1..1",
+    "dB", "dB", "dB", "dB", "dB", "dB",
+    "LUFS", "dB", "LU", "dB", "0..1",
+    "BPM", "0..1", "onsets/s",
+    "Hz", "0..1", "1/12..1",
+    "-1..1", "-1..1", "-1..1",
+    "dB", "dB", "dB", "dB",
+    "-1..1",
 )
 
 
@@ -51,30 +55,30 @@ FINGERPRINT_UNITS: tuple[str, ...] = (
 class Fingerprint:
     """One track's 25 values (docs/FINGERPRINT.md defines each)."""
 
-    sub_bass_pct: float
-    bass_pct: float
-    low_mid_pct: float
-    mid_pct: float
-    upper_mid_pct: float
-    presence_pct: float
-    air_pct: float
+    sub_bass_db: float
+    bass_db: float
+    low_mid_db: float
+    upper_mid_db: float
+    presence_db: float
+    air_db: float
     lufs: float
     crest_db: float
-    bass_mid_ratio: float
-    tempo_bpm: float
-    rhythm_stability: float
-    transient_density: float
-    silence_ratio: float
-    spectral_centroid: float
-    spectral_rolloff: float
-    spectral_flatness: float
-    harmonic_ratio: float
-    pitch_stability: float
-    chroma_energy: float
-    dynamic_range_variation: float
     loudness_range: float
+    dynamic_range_variation: float
     peak_consistency: float
-    stereo_width: float
+    tempo_bpm: float
+    pulse_clarity: float
+    transient_density: float
+    spectral_centroid: float
+    harmonic_ratio: float
+    chroma_energy: float
+    key_fifths_x: float
+    key_fifths_y: float
+    key_mode: float
+    mfcc_1: float
+    mfcc_2: float
+    mfcc_3: float
+    mfcc_4: float
     phase_correlation: float
 
     @classmethod

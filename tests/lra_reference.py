@@ -9,7 +9,7 @@ Written for clarity, not speed, from the published standards and docs/FINGERPRIN
 - 100 ms sub-blocks ``j`` cover samples ``[floor(j sr / 10), floor((j + 1) sr / 10))``; a block
   of ``m`` sub-blocks is complete when its last sub-block is; only complete blocks count.
 - Block energy: per channel, mean square of the K-weighted samples of the block; summed over
-  channels with weights 1.0 (1.41 for channels 4 and 5, 1-based). Loudness
+  channels with the BS.1770-4 weights of :func:`channel_weights` (LFE 0, surrounds 1.41). Loudness
   ``L = -0.691 + 10 log10(energy)``.
 - Integrated loudness (BS.1770-4): 400 ms blocks (4 sub-blocks) every 100 ms; absolute gate
   ``L > -70`` LUFS; relative gate ``L > L_abs - 10`` where ``L_abs`` is the loudness of the mean
@@ -152,16 +152,22 @@ def k_weight(x: np.ndarray, sr: float) -> np.ndarray:
 
 
 def channel_weights(n_channels: int) -> np.ndarray:
-    """BS.1770 channel weights: 1.0, except 1.41 for channels 4 and 5 (1-based).
+    """BS.1770-4 channel weights (its table 3) for the WAVE default channel orders.
+
+    1.0 for L, R and C; 0 for the LFE (excluded); 1.41 for every surround or back channel.
+    The orders: 4 = FL FR BL BR, 5 = FL FR FC BL BR, 6 = FL FR FC LFE BL BR, 7 = FL FR FC LFE
+    BC SL SR, 8 = FL FR FC LFE BL BR SL SR; 1-3 and more than 8 channels weigh 1.0 each.
 
     Returns
     -------
     float64 ndarray, shape (n_channels,)
     """
     g = np.ones(n_channels)
-    for c in (3, 4):
-        if c < n_channels:
-            g[c] = 1.41
+    if 4 <= n_channels <= 8:
+        front = 2 if n_channels == 4 else 3
+        g[front:] = 1.41
+        if n_channels >= 6:
+            g[3] = 0.0  # the LFE
     return g
 
 

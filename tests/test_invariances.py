@@ -14,7 +14,7 @@ from engine.errors import DecodeError
 from kernels import FINGERPRINT_NAMES, Analyzer, BadAudioError, ParameterError
 
 NAMES = list(FINGERPRINT_NAMES)
-BANDS = NAMES[:7]
+BANDS = NAMES[:6]  # the band levels, dB
 
 
 def test_fingerprint_value_api():
@@ -90,8 +90,10 @@ def test_file_block_size_does_not_matter(tmp_path):
 def test_44k1_and_48k_renderings_are_close():
     a = h.analyse(sig.music_like(12.0, 44100, seed=9), 44100).as_dict()
     b = h.analyse(sig.music_like(12.0, 48000, seed=9), 48000).as_dict()
+    # docs/FINGERPRINT.md, "Invariances": band levels 0.5 dB (the 20-60 Hz band, two to
+    # three bins wide, 1 dB)
     for k in BANDS:
-        assert abs(a[k] - b[k]) <= 0.01, k
+        assert abs(a[k] - b[k]) <= (1.0 if k == "sub_bass_db" else 0.5), k
     assert abs(a["lufs"] - b["lufs"]) <= 0.2
     assert abs(a["spectral_centroid"] / b["spectral_centroid"] - 1) <= 0.02
     assert abs(a["tempo_bpm"] / b["tempo_bpm"] - 1) <= 0.01  # "identical" up to frame rounding
@@ -115,7 +117,7 @@ def test_good_lossy_encode_is_close_to_flac(tmp_path, fmt):
         f.write(x)
     lossy = fingerprint_file(path).as_dict()
     for k in BANDS:
-        assert abs(flac[k] - lossy[k]) <= 0.01, k
+        assert abs(flac[k] - lossy[k]) <= (1.0 if k == "sub_bass_db" else 0.5), k
     assert abs(flac["lufs"] - lossy["lufs"]) <= 0.2
     assert abs(flac["spectral_centroid"] / lossy["spectral_centroid"] - 1) <= 0.02
     assert abs(flac["tempo_bpm"] / lossy["tempo_bpm"] - 1) <= 0.01
@@ -168,21 +170,27 @@ def test_no_value_is_ever_nan_or_infinite(rng, name):
     d = dict(zip(NAMES, fp, strict=True))
     assert 40.0 <= d["tempo_bpm"] <= 240.0
     assert -1.0 <= d["phase_correlation"] <= 1.0
-    for k in [*BANDS, "silence_ratio", "rhythm_stability", "spectral_flatness",
-              "harmonic_ratio", "pitch_stability", "peak_consistency", "stereo_width"]:
+    for k in ("pulse_clarity", "harmonic_ratio", "peak_consistency"):
         assert 0.0 <= d[k] <= 1.0, k
-    assert -60.0 <= d["bass_mid_ratio"] <= 60.0
+    for k in ("key_fifths_x", "key_fifths_y", "key_mode"):
+        assert -1.0 <= d[k] <= 1.0, k
+    assert np.hypot(d["key_fifths_x"], d["key_fifths_y"]) <= 1.0 + 1e-12
+    assert all(-80.0 <= d[k] <= 80.0 for k in BANDS)
     assert d["crest_db"] >= 0.0 and d["loudness_range"] >= 0.0
+    assert d["transient_density"] >= 0.0
     assert d["chroma_energy"] == 0.0 or 1 / 12 - 1e-9 <= d["chroma_energy"] <= 1.0
 
 
 def test_digital_silence_values():
     d = h.analyse(sig.silence(3.0, 44100, channels=2), 44100).as_dict()
     assert all(d[k] == 0.0 for k in BANDS)
-    assert d["lufs"] == -70.0 and d["crest_db"] == 0.0 and d["silence_ratio"] == 1.0
-    assert d["phase_correlation"] == 1.0 and d["stereo_width"] == 0.0
-    assert d["transient_density"] == 0.0 and d["rhythm_stability"] == 0.0
-    assert d["tempo_bpm"] == 120.0
+    assert d["lufs"] == -70.0 and d["crest_db"] == 0.0 and d["phase_correlation"] == 1.0
+    assert d["transient_density"] == 0.0 and d["pulse_clarity"] == 0.0
+    assert 40.0 <= d["tempo_bpm"] <= 240.0
+    # no key, no timbre: the key's vector is 0 and the log-mel spectrum is flat (its floor)
+    for k in ("key_fifths_x", "key_fifths_y", "key_mode", "mfcc_1", "mfcc_2", "mfcc_3",
+              "mfcc_4", "spectral_centroid", "harmonic_ratio", "chroma_energy"):
+        assert d[k] == 0.0, k
 
 
 def test_empty_stream_is_an_error_not_a_fingerprint():

@@ -14,7 +14,7 @@ import pytest
 import scipy.ndimage
 import scipy.signal
 
-from kernels import _hpss, _pitch, _samples
+from kernels import _hpss, _samples
 from kernels import design as D
 
 
@@ -62,7 +62,7 @@ def _hpss_args(n_bins):
 
 def test_hpss_streaming_equals_scipy_median_filters(rng):
     """hpss_push + hpss_finish over a stream == scipy's 2-D median filters (mode 'reflect') and
-    librosa-style soft masks, computed on the whole array at once."""
+    librosa-style soft masks on the magnitude, computed on the whole array at once."""
     for n_bins, n_frames, avg in ((40, 2 * 30 + 1, 2), (33, 7, 2), (50, 4 * 11 + 3, 4)):
         power = (rng.random((n_frames, n_bins)) ** 4).astype(np.float32)
         group = np.zeros(n_bins)
@@ -79,11 +79,13 @@ def test_hpss_streaming_equals_scipy_median_filters(rng):
                            for i in range(0, n_frames, avg)]).astype(np.float32)
         hm = scipy.ndimage.median_filter(coarse, size=(depth, 1), mode="reflect")
         pm = scipy.ndimage.median_filter(coarse, size=(1, 31), mode="reflect")
+        # medians of power are the squared medians of magnitude: with magnitude masks
+        # mH = Hm^2 / (Hm^2 + Pm^2) = hm / (hm + pm), H^2 = |X|^2 mH^2 = coarse power * mH^2
         hm, pm = hm.astype(np.float64), pm.astype(np.float64)
-        mh = hm**2 / (hm**2 + pm**2)
-        mp = pm**2 / (hm**2 + pm**2)
-        h2 = np.sum((coarse * mh) ** 2)
-        p2 = np.sum((coarse * mp) ** 2)
+        mh = hm / (hm + pm)
+        mp = pm / (hm + pm)
+        h2 = np.sum(coarse * mh**2)
+        p2 = np.sum(coarse * mp**2)
         np.testing.assert_allclose(sums, [h2, p2], rtol=1e-5)
 
 
@@ -96,17 +98,6 @@ def test_hist_percentile_matches_numpy_on_binned_values(rng, q):
     centres = lo + (bins + 0.5) * step
     got = _samples.hist_percentile(counts, lo, step, q)
     assert got == pytest.approx(np.percentile(centres, q), abs=1e-9)
-
-
-def test_pitch_hist_median(rng):
-    step = 0.001
-    vals = rng.uniform(0, 3, size=101)
-    hist = np.zeros(64000, dtype=np.int64)
-    np.add.at(hist, (vals / step).astype(int), 1)
-    assert _pitch.hist_median(hist, step) == pytest.approx(np.median(vals), abs=step)
-    hist[:] = 0
-    hist[[10, 20]] = 1  # even count: mean of the two middle values
-    assert _pitch.hist_median(hist, step) == pytest.approx(0.0155)
 
 
 @pytest.mark.parametrize(
@@ -151,42 +142,42 @@ def test_chroma_filterbank_matches_librosa(sr):
     np.testing.assert_allclose(ours, ref, rtol=1e-5, atol=1e-7)
 
 
-def test_band_bins_partition_by_centre_frequency():
-    sr, n_fft = 44100, 2048
-    bb = D.band_bins(sr, n_fft)
-    f = np.arange(n_fft // 2 + 1) * sr / n_fft
-    edges = [20, 60, 250, 500, 2000, 4000, 6000, 20000]
-    for (a, b), lo, hi in zip(bb, edges[:-1], edges[1:], strict=True):
-        assert np.all((f[a:b] >= lo) & (f[a:b] < hi))
-        assert a == 0 or f[a - 1] < lo
-        assert b == len(f) or f[b] >= hi
-    assert np.all(bb[1:, 0] == bb[:-1, 1])  # contiguous, no bin counted twice
-
-
-def test_band_bins_cap_at_nyquist():
-    bb = D.band_bins(8000, 512)
-    f = np.arange(257) * 8000 / 512
-    a, b = bb[6]
-    assert b == a  # air [6000, 4000): empty
-    assert np.all(f[bb[4, 0] : bb[4, 1]] < 4000.0)
+@pytest.mark.parametrize(("sr", "n_fft"), [(44100, 2048), (48000, 2048), (8000, 512),
+                                           (96000, 4096)])
+def test_band_weights_share_each_bin_by_overlap(sr, n_fft):
+    """Each bin's interval [f - df/2, f + df/2) is split between the bands it overlaps."""
+    w = D.band_weights(sr, n_fft)
+    df = sr / n_fft
+    f = np.arange(n_fft // 2 + 1) * df
+    edges = [min(e, sr / 2) for e in D.BAND_EDGES_HZ]
+    for b in range(7):
+        lo, hi = edges[b], max(edges[b], edges[b + 1])
+        # the band's width in Hz is what its weights add up to (nothing lost, nothing doubled)
+        assert w[b].sum() * df == pytest.approx(hi - lo, abs=1e-9), b
+        want = np.clip(np.minimum(f + df / 2, hi) - np.maximum(f - df / 2, lo), 0, None) / df
+        np.testing.assert_allclose(w[b], want, atol=1e-12)
+    assert np.all(w.sum(axis=0) <= 1.0 + 1e-12)
 
 
 @pytest.mark.parametrize("sr", [8000, 22050, 44100, 96000, 192000])
-def test_onset_bands_are_disjoint_and_at_least_two_bins(sr):
+def test_onset_bands_tile_24_per_octave_from_30_hz(sr):
     n_fft, _ = D.stft_size(sr)
     edges = D.onset_bands(sr, n_fft)
     widths = np.diff(edges)
-    assert np.all(widths >= 2)  # contiguous, disjoint, at least two bins each
-    f = np.arange(n_fft // 2 + 1) * sr / n_fft
-    assert f[edges[0]] >= 40.0 and f[edges[-1] - 1] < min(16000.0, sr / 2)
-    if sr >= 44100:  # third octaves: the widths grow geometrically once past the 2-bin minimum
-        lo = f[edges[:-1]]
-        assert np.all(np.diff(lo[widths > 4]) > 0)
+    assert np.all(widths >= 1)  # contiguous, disjoint, at least one bin each
+    df = sr / n_fft
+    f = np.arange(n_fft // 2 + 1) * df
+    assert f[edges[0]] >= 30.0 and f[edges[-1] - 1] < min(16000.0, sr / 2)
+    # every edge is the first bin at or above one of 30 * 2^(i/24) Hz
+    grid = 30.0 * 2.0 ** (np.arange(400) / 24.0)
+    want = np.unique(np.ceil(grid / df - 1e-9).astype(int))
+    assert set(edges[:-1].tolist()) <= set(want.tolist())
 
 
-def test_lowpass_fir_passes_pitch_band_and_stops_aliases():
-    fir = D.lowpass_fir(D.DECIM_TAPS, 0.75 * 0.5 / 4).astype(np.float64)
-    w, h = scipy.signal.freqz(fir, worN=4096, fs=44100)
-    mag = 20 * np.log10(np.abs(h) + 1e-12)
-    assert np.all(np.abs(mag[w < 2100]) < 0.3)  # the f0 range is untouched
-    assert np.all(mag[w > 8600] < -50)  # what would fold below 2.5 kHz at 11025 Hz is gone
+def test_channel_weights_follow_bs1770_4():
+    """ITU-R BS.1770-4 table 3 on the default layouts: LFE excluded, surrounds 1.41."""
+    assert D.channel_weights(1).tolist() == [1.0]
+    assert D.channel_weights(2).tolist() == [1.0, 1.0]
+    assert D.channel_weights(6).tolist() == [1.0, 1.0, 1.0, 0.0, 1.41, 1.41]
+    assert D.channel_weights(8).tolist() == [1.0, 1.0, 1.0, 0.0, 1.41, 1.41, 1.41, 1.41]
+    assert D.channel_weights(12).tolist() == [1.0] * 12  # no standard order: all 1.0

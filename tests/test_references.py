@@ -19,7 +19,6 @@ import soundfile as sf
 from scipy.signal import freqz
 
 SR = 44100
-EULER_GAMMA = 0.5772156649015329
 
 
 def stereo_one_channel(x: np.ndarray) -> np.ndarray:
@@ -105,13 +104,15 @@ def test_pink_noise_has_equal_power_per_octave(rng):
 
 
 def test_glide_follows_its_exponential_frequency():
-    f0, fps = ref.ref_pitch_track(sig.glide(110.0, 1.0, 3.0, SR), SR)
-    t = np.arange(f0.size) / fps
-    voiced = ~np.isnan(f0)
-    assert voiced.mean() > 0.9
-    # the YIN frame integrates W samples after its start: compare at the frame's middle
-    expected = 110.0 * 2.0 ** (t + 256 / 2 / 11025.0)
-    assert np.allclose(f0[voiced], expected[voiced], rtol=0.02)
+    x = sig.glide(110.0, 1.0, 3.0, SR)[:, 0].astype(np.float64)
+    # instantaneous frequency from the analytic signal's phase, away from the ends
+    from scipy.signal import hilbert
+
+    phase = np.unwrap(np.angle(hilbert(x)))
+    inst = np.diff(phase) * SR / (2 * np.pi)
+    t = (np.arange(inst.size) + 0.5) / SR
+    mid = slice(SR // 10, inst.size - SR // 10)
+    assert np.allclose(inst[mid], 110.0 * 2.0 ** t[mid], rtol=0.01)
 
 
 def test_write_audio_round_trips(tmp_path):
@@ -201,42 +202,52 @@ def test_active_frames_use_the_raw_frame_rms():
 
 
 # ==============================================================================================
-# 1-7 bands, 10 bass/mid ratio
+# band levels
 # ==============================================================================================
 
 
 @pytest.mark.parametrize(
-    ("freq", "band", "least"),
-    [(30.0, 0, 0.98), (120.0, 1, 0.999), (350.0, 2, 0.999), (1000.0, 3, 0.999),
-     (3000.0, 4, 0.999), (5000.0, 5, 0.999), (10000.0, 6, 0.999)],
+    ("freq", "band"),
+    [(30.0, "sub_bass_db"), (120.0, "bass_db"), (350.0, "low_mid_db"), (3000.0, "upper_mid_db"),
+     (5000.0, "presence_db"), (10000.0, "air_db")],
 )  # fmt: skip
-def test_a_sine_puts_its_energy_in_its_band(freq, band, least):
-    # (a Hann main lobe is 4 bins wide: a 30 Hz tone leaks ~1 % into the 64.6 Hz bin)
-    shares = ref.ref_bands(sig.sine(freq, 2.0, SR), SR)
-    assert shares.sum() == pytest.approx(1.0, abs=1e-12)
-    assert shares[band] > least
+def test_a_sine_lifts_its_own_band(freq, band):
+    levels = ref.ref_band_levels(sig.sine(freq, 2.0, SR), SR)
+    assert levels[band] > 40.0
+    # a 1 kHz sine in the mid band leaves every other band near the window's sidelobes
+    assert max(ref.ref_band_levels(sig.sine(1000.0, 2.0, SR), SR).values()) < -40.0
 
 
-def test_bands_of_silence_and_of_low_rates():
-    assert np.array_equal(ref.ref_bands(sig.silence(1.0, SR), SR), np.zeros(7))
-    # at 11025 Hz the air band [6000, 5512.5) is empty; at 8000 Hz presence starts at Nyquist
-    assert ref.ref_bands(sig.white_noise(1.0, 11025, np.random.default_rng(1)), 11025)[6] == 0.0
-    f = ref.bin_frequencies(44100, 2048)
-    assert ref.band_bin_mask(44100, 2048, 20.0, 60.0).tolist()[:4] == [False, True, True, False]
-    assert f[1] == pytest.approx(21.533, abs=1e-3)
-
-
-def test_bass_mid_ratio():
-    both = sig.concat(sig.sine(100.0, 2.0, SR, amp=0.3) + sig.sine(1000.0, 2.0, SR, amp=0.3))
-    assert ref.ref_bass_mid_ratio(both, SR) == pytest.approx(0.0, abs=0.05)
+def test_band_levels_of_known_mixtures():
+    both = sig.sine(100.0, 2.0, SR, amp=0.3) + sig.sine(1000.0, 2.0, SR, amp=0.3)
+    assert ref.ref_band_levels(both, SR)["bass_db"] == pytest.approx(0.0, abs=0.05)
     louder_bass = sig.sine(100.0, 2.0, SR, amp=0.6) + sig.sine(1000.0, 2.0, SR, amp=0.06)
-    assert ref.ref_bass_mid_ratio(louder_bass, SR) == pytest.approx(20.0, abs=0.05)
-    assert ref.ref_bass_mid_ratio(sig.sine(1000.0, 2.0, SR), SR) <= -59.0
-    assert ref.ref_bass_mid_ratio(sig.silence(1.0, SR), SR) == 0.0
+    assert ref.ref_band_levels(louder_bass, SR)["bass_db"] == pytest.approx(20.0, abs=0.05)
+
+
+def test_band_levels_of_silence_and_of_low_rates():
+    assert set(ref.ref_band_levels(sig.silence(1.0, SR), SR).values()) == {0.0}
+    # at 11025 Hz the air band [6000, 5512.5) is empty
+    noise = sig.white_noise(1.0, 11025, np.random.default_rng(1))
+    assert ref.ref_band_levels(noise, 11025)["air_db"] == -80.0
+
+
+def test_band_bin_weights_share_each_bin_by_overlap():
+    df = 44100 / 2048
+    w = ref.band_bin_weights(44100, 2048, 20.0, 60.0)
+    # bin 1 spans [10.8, 32.3) Hz: half of it from 20 Hz; bin 2 [32.3, 53.8) whole; bin 3
+    # [53.8, 75.4) up to 60 Hz
+    assert w[:5] == pytest.approx([0.0, (1.5 * df - 20.0) / df, 1.0, (60.0 - 2.5 * df) / df, 0.0])
+    # the bands tile the spectrum: the weights of adjacent bands add up to 1 per bin
+    edges = (20.0, 60.0, 250.0, 500.0, 2000.0, 4000.0, 6000.0, 20000.0)
+    total = sum(ref.band_bin_weights(44100, 2048, lo, hi) for lo, hi in itertools.pairwise(edges))
+    f = ref.bin_frequencies(44100, 2048)
+    inner = (f > 20.0 + df) & (f < 20000.0 - df)
+    assert np.allclose(total[inner], 1.0)
 
 
 # ==============================================================================================
-# 8 lufs, 22 loudness range
+# lufs, loudness range
 # ==============================================================================================
 
 
@@ -274,13 +285,17 @@ def test_integrated_loudness_agrees_with_pyloudnorm(rng):
         assert ref.ref_lufs(x, sr) == pytest.approx(ref.pyloudnorm_lufs(x, sr), abs=0.1)
 
 
-def test_surround_channels_4_and_5_weigh_141():
-    assert lra.channel_weights(6).tolist() == [1.0, 1.0, 1.0, 1.41, 1.41, 1.0]
+def test_bs1770_4_channel_weights():
+    """ITU-R BS.1770-4, table 3: L R C 1.0, LFE excluded, surrounds 1.41 (5.1 and 7.1)."""
+    assert lra.channel_weights(2).tolist() == [1.0, 1.0]
+    assert lra.channel_weights(5).tolist() == [1.0, 1.0, 1.0, 1.41, 1.41]
+    assert lra.channel_weights(6).tolist() == [1.0, 1.0, 1.0, 0.0, 1.41, 1.41]
+    assert lra.channel_weights(8).tolist() == [1.0, 1.0, 1.0, 0.0, 1.41, 1.41, 1.41, 1.41]
     tone = sig.sine(997.0, 4.0, 48000, amp=0.5)[:, 0]
-    front = np.zeros((tone.size, 5), dtype=np.float32)
+    front = np.zeros((tone.size, 6), dtype=np.float32)
     front[:, 0] = tone
     rear = np.zeros_like(front)
-    rear[:, 3] = tone
+    rear[:, 4] = tone
     diff = ref.ref_lufs(rear, 48000) - ref.ref_lufs(front, 48000)
     assert diff == pytest.approx(10 * math.log10(1.41), abs=1e-6)
 
@@ -332,7 +347,7 @@ def test_loudness_range_relative_gate(rng):
 
 
 # ==============================================================================================
-# 9 crest, 14 silence ratio, 15-17 spectral means
+# crest, spectral centroid
 # ==============================================================================================
 
 
@@ -346,42 +361,28 @@ def test_crest_factor():
     assert ref.ref_crest_db(one) == pytest.approx(3.0103 + 3.0103, abs=0.01)
 
 
-def test_silence_ratio():
-    assert ref.ref_silence_ratio(sig.silence(2.0, SR), SR) == 1.0
-    assert ref.ref_silence_ratio(sig.sine(440.0, 2.0, SR), SR) == 0.0
-    half = sig.concat(sig.sine(440.0, 5.0, SR), sig.silence(5.0, SR))
-    assert ref.ref_silence_ratio(half, SR) == pytest.approx(0.5, abs=0.01)
-
-
-def test_white_noise_flatness_and_centroid(rng):
-    centroid, rolloff, flatness = ref.ref_spectral_means(sig.white_noise(5.0, SR, rng), SR)
-    assert flatness == pytest.approx(math.exp(-EULER_GAMMA), abs=0.05)
+def test_white_and_pink_noise_centroid(rng):
+    centroid = ref.ref_spectral_centroid(sig.white_noise(5.0, SR, rng), SR)
     assert centroid == pytest.approx(SR / 4, rel=0.02)
-    assert rolloff == pytest.approx(0.85 * SR / 2, rel=0.02)
-    pink_centroid, _, pink_flatness = ref.ref_spectral_means(sig.pink_noise(5.0, SR, rng), SR)
-    assert pink_centroid < 0.8 * centroid
-    assert pink_flatness < flatness
+    assert ref.ref_spectral_centroid(sig.pink_noise(5.0, SR, rng), SR) < 0.8 * centroid
 
 
-def test_spectral_means_of_a_sine():
-    centroid, rolloff, flatness = ref.ref_spectral_means(sig.sine(1000.0, 2.0, SR), SR)
+def test_centroid_of_a_sine_and_of_silence():
     df = SR / 2048
-    assert centroid == pytest.approx(1000.0, abs=df / 4)
-    assert 1000.0 - df <= rolloff <= 1000.0 + 2 * df
-    assert flatness < 1e-3
-    assert ref.ref_spectral_means(sig.silence(1.0, SR), SR) == (0.0, 0.0, 0.0)
+    assert ref.ref_spectral_centroid(sig.sine(1000.0, 2.0, SR), SR) == pytest.approx(
+        1000.0, abs=df / 4)
+    assert ref.ref_spectral_centroid(sig.silence(1.0, SR), SR) == 0.0
 
 
-def test_spectral_means_only_count_active_frames():
+def test_centroid_only_counts_active_frames():
     tone = sig.sine(1000.0, 2.0, SR)
     padded = sig.concat(sig.silence(3.0, SR), tone, sig.silence(3.0, SR))
-    a = ref.ref_spectral_means(tone, SR)
-    b = ref.ref_spectral_means(padded, SR)
     # only the frames overlapping the tone's edges differ
-    assert b[0] == pytest.approx(a[0], rel=0.05)
+    assert ref.ref_spectral_centroid(padded, SR) == pytest.approx(
+        ref.ref_spectral_centroid(tone, SR), rel=0.05)
 
 
-def test_spectral_means_agree_with_librosa(rng):
+def test_centroid_agrees_with_librosa(rng):
     for x, sr in [
         (sig.music_like(4.0, SR), SR),
         (sig.concat(sig.white_noise(2.0, 48000, rng), sig.silence(1.0, 48000)), 48000),
@@ -389,97 +390,13 @@ def test_spectral_means_agree_with_librosa(rng):
     ]:
         power, active = ref.frames_power(ref.to_mono(x), sr)
         n_fft = ref.n_fft_for_rate(sr)
-        own = ref.ref_spectral_means(x, sr)
-        lib = ref.librosa_spectral(np.sqrt(power), sr, n_fft, active)
-        assert own[0] == pytest.approx(lib[0], rel=1e-6)
-        assert own[1] == pytest.approx(lib[1], rel=1e-6)
-        assert own[2] == pytest.approx(lib[2], abs=1e-6)
+        own = ref.ref_spectral_centroid(x, sr)
+        assert own == pytest.approx(ref.librosa_centroid(np.sqrt(power), sr, n_fft, active),
+                                    rel=1e-6)
 
 
 # ==============================================================================================
-# 18 harmonic ratio
-# ==============================================================================================
-
-
-@pytest.fixture(scope="module")
-def hpss_signals():
-    rng = np.random.default_rng(11)
-    chord = sig.chord([261.63, 329.63, 392.0], 6.0, SR)
-    clicks = sig.click_track(120.0, 6.0, SR)
-    mix = sig.concat(0.5 * sig.drum_loop(100.0, 6.0, SR, rng) + 0.5 * chord)
-    return {"chord": chord, "clicks": clicks, "mix": mix}
-
-
-def test_librosa_harmonic_ratio_known_answers(hpss_signals):
-    chord = ref.frames_power(ref.to_mono(hpss_signals["chord"]), SR)[0]
-    clicks = ref.frames_power(ref.to_mono(hpss_signals["clicks"]), SR)[0]
-    assert ref.librosa_harmonic_ratio(chord) > 0.9
-    assert ref.librosa_harmonic_ratio(clicks) < 0.3
-    assert ref.librosa_harmonic_ratio(np.zeros((1025, 40))) == 0.0
-
-
-def test_own_median_filter_hpss_equals_librosa_at_full_resolution(hpss_signals):
-    # the doc's HPSS (medians, soft masks, ratio) on the full grid is librosa's hpss
-    power = ref.frames_power(ref.to_mono(hpss_signals["mix"]), SR)[0]
-    own = ref._hpss_ratio(power, harm_frames=31, perc_bins=31)
-    assert own == pytest.approx(ref.librosa_harmonic_ratio(power), abs=1e-9)
-
-
-def test_doc_harmonic_ratio(hpss_signals):
-    assert ref.ref_harmonic_ratio(hpss_signals["chord"], SR) > 0.9
-    assert ref.ref_harmonic_ratio(hpss_signals["clicks"], SR) < 0.3
-    assert ref.ref_harmonic_ratio(sig.silence(1.0, SR), SR) == 0.0
-    # the doc's coarse grid stays within the spec's 0.03 of librosa's full-grid hpss here
-    # (0.022 at 44.1 kHz, 0.017 at 48 kHz)
-    for sr in (44100, 48000):
-        x = sig.music_like(8.0, sr)
-        power = ref.frames_power(ref.to_mono(x), sr)[0]
-        assert ref.ref_harmonic_ratio(x, sr) == pytest.approx(
-            ref.librosa_harmonic_ratio(power), abs=0.03
-        )
-
-
-def test_coarse_frames_average_groups_of_four():
-    p = np.arange(2 * 10, dtype=np.float64).reshape(2, 10)
-    c = ref._coarse_frames(p, 4)
-    assert c.shape == (2, 3)
-    assert c[0].tolist() == [1.5, 5.5, 8.5]  # the last group has 2 frames
-
-
-# ==============================================================================================
-# 19 pitch stability
-# ==============================================================================================
-
-
-@pytest.mark.parametrize("sr", [8000, 22050, 44100, 48000])
-def test_pitch_of_a_steady_sine(sr):
-    x = sig.sine(440.0, 3.0, sr)
-    f0, _ = ref.ref_pitch_track(x, sr)
-    assert np.all(~np.isnan(f0))
-    assert np.allclose(f0, 440.0, rtol=0.005)
-    assert ref.ref_pitch_stability(x, sr) >= 0.95
-
-
-def test_pitch_stability_of_a_glide_noise_and_silence(rng):
-    glide = ref.ref_pitch_stability(sig.glide(110.0, 1.0, 4.0, SR), SR)
-    assert glide < 0.5
-    assert glide == pytest.approx(1.0 / (1.0 + 1.2), abs=0.03)  # 1.2 semitones per 100 ms
-    assert ref.ref_pitch_stability(sig.white_noise(4.0, SR, rng), SR) == 0.0
-    assert ref.ref_pitch_stability(sig.silence(2.0, SR), SR) == 0.0
-    assert ref.ref_pitch_stability(sig.sine(440.0, 0.01, SR), SR) == 0.0  # no whole frame
-
-
-def test_decimation_keeps_the_pitch_range_and_removes_aliases():
-    y, sr_d = ref.decimate_for_pitch(np.ones(2000), 44100)
-    assert sr_d == 11025.0 and y.size == 500
-    assert y[-1] == pytest.approx(1.0)  # unit gain at DC
-    hi = ref.decimate_for_pitch(sig.sine(9000.0, 1.0, SR)[:, 0], SR)[0]
-    assert ref._rms(hi[100:]) < 1e-3  # 9 kHz would alias to 2025 Hz
-    assert ref.decimate_for_pitch(np.ones(10), 16000)[1] == 16000.0  # d = 1: untouched
-
-
-# ==============================================================================================
-# 20 chroma energy
+# chroma energy
 # ==============================================================================================
 
 
@@ -515,82 +432,7 @@ def test_chroma_energy_agrees_with_librosa(rng):
 
 
 # ==============================================================================================
-# 11-13 rhythm
-# ==============================================================================================
-
-
-@pytest.mark.parametrize("sr", [22050, 44100, 48000])
-def test_onset_bands(sr):
-    n_fft = ref.n_fft_for_rate(sr)
-    f = ref.bin_frequencies(sr, n_fft)
-    bands = ref.third_octave_bands(sr, n_fft)
-    assert all(hi - lo >= 2 for lo, hi in bands)
-    assert all(a[1] == b[0] for a, b in itertools.pairwise(bands))
-    assert f[bands[0][0]] >= 40.0 and f[bands[0][0] - 1] < 40.0
-    top = min(16000.0, sr / 2)
-    assert f[bands[-1][1] - 1] < top <= f[bands[-1][1]]
-
-
-def test_onset_envelope_and_onsets_of_a_click_track():
-    x = sig.click_track(120.0, 10.0, SR)
-    e, fps = ref.ref_onset_envelope(x, SR)
-    assert fps == pytest.approx(SR / 512)
-    onsets = ref.ref_onsets(e)
-    assert onsets[0] == 0  # the track starts with a click: frame 0 rises from the floor
-    assert onsets.size == 20
-    # each click is found in the first or second frame that contains it
-    first_frame = (np.arange(1, 20) * 22050 - 2048) // 512 + 1
-    assert np.all((onsets[1:] - first_frame >= 0) & (onsets[1:] - first_frame <= 1))
-    assert ref.ref_transient_density(x, SR) == pytest.approx(2.0, abs=0.1)
-    assert ref.ref_rhythm_stability(x, SR) >= 0.95
-
-
-def test_onset_peak_rules():
-    e = np.zeros(60)
-    e[10] = 5.0
-    e[20] = e[21] = 5.0  # a tie: the first one only
-    e[40] = 1.0  # below the local mean + 2 dB
-    e[50] = 5.0
-    e[52] = 6.0  # within 3 frames of a larger one
-    assert ref.ref_onsets(e).tolist() == [10, 20, 52]
-
-
-@pytest.mark.parametrize("bpm", [60, 75, 90, 100, 120, 128, 140, 170, 200])
-def test_tempo_of_click_tracks(bpm):
-    for sr in (44100, 48000):
-        tempo = ref.ref_tempo_bpm(sig.click_track(bpm, 12.0, sr), sr)
-        assert tempo == pytest.approx(bpm, rel=0.01)
-
-
-@pytest.mark.parametrize("bpm", [60, 90, 100, 120, 128, 170, 200])
-def test_tempo_of_drum_loops(bpm, rng):
-    tempo = ref.ref_tempo_bpm(sig.drum_loop(bpm, 12.0, SR, rng), SR)
-    assert tempo == pytest.approx(bpm, rel=0.01)
-
-
-@pytest.mark.parametrize("sr", [44100, 48000])
-def test_tempo_of_a_150_bpm_click_track(sr):
-    """A period near a half-integer number of frames makes clicks alternate in onset strength;
-    the octave rule's 0.5 ratio still taps every click (0.8 did not)."""
-    assert ref.ref_tempo_bpm(sig.click_track(150.0, 10.0, sr), sr) == pytest.approx(150, rel=0.01)
-
-
-def test_rhythm_of_noise_and_silence(rng):
-    _, stability, _ = ref.ref_rhythm(sig.white_noise(10.0, SR, rng), SR)
-    assert stability < 0.5
-    assert ref.ref_rhythm(sig.silence(3.0, SR), SR) == (120.0, 0.0, 0.0)
-
-
-def test_active_duration_counts_the_active_partial_second():
-    x = sig.concat(sig.sine(440.0, 2.5, SR), sig.silence(1.5, SR), sig.sine(440.0, 0.25, SR))
-    # seconds 0, 1 and 2 (half tone) are active, 3 is silent, the partial 0.25 s is active
-    assert [s.start // SR for s in ref.active_second_slices(x, SR)] == [0, 1, 2]
-    assert ref.active_duration(x, SR) == pytest.approx(3.25)
-    assert ref.active_duration(sig.silence(2.5, SR), SR) == 0.0
-
-
-# ==============================================================================================
-# 21 dynamic range variation, 23 peak consistency
+# dynamic range variation, peak consistency
 # ==============================================================================================
 
 
@@ -610,23 +452,19 @@ def test_per_second_values():
 
 
 # ==============================================================================================
-# 24 stereo width, 25 phase correlation
+# phase correlation
 # ==============================================================================================
 
 
-def test_stereo_values(rng):
+def test_phase_correlation(rng):
     tone = sig.sine(440.0, 1.0, SR)
     anti = sig.anti_phase(tone)
-    assert ref.ref_stereo_width(anti) == pytest.approx(1.0, abs=1e-4)
     assert ref.ref_phase_correlation(anti) == pytest.approx(-1.0, abs=1e-4)
     for same in (tone, sig.mono_to_stereo(tone), sig.silence(1.0, SR, 2)):
-        assert ref.ref_stereo_width(same) == 0.0
         assert ref.ref_phase_correlation(same) == 1.0
     noise = sig.independent_noise_stereo(5.0, SR, rng)
-    assert ref.ref_stereo_width(noise) == pytest.approx(0.5, abs=0.01)
     assert ref.ref_phase_correlation(noise) == pytest.approx(0.0, abs=0.01)
     one = stereo_one_channel(tone)
-    assert ref.ref_stereo_width(one) == pytest.approx(0.5, abs=1e-12)
     assert ref.ref_phase_correlation(one) == 0.0  # R is constant
     three = np.concatenate([anti, tone], axis=1)  # channel 3 is ignored
     assert ref.ref_phase_correlation(three) == pytest.approx(-1.0, abs=1e-4)
@@ -635,19 +473,17 @@ def test_stereo_values(rng):
 
 
 # ==============================================================================================
-# all 25, degenerate input, rate invariance
+# the plain values together, degenerate input, rate invariance
 # ==============================================================================================
 
 
-def test_fingerprint_names_and_finiteness(rng):
-    import kernels
-
-    assert ref.FINGERPRINT_NAMES == kernels.FINGERPRINT_NAMES
-    fp = ref.ref_fingerprint(sig.music_like(4.0, SR), SR)
-    assert tuple(fp) == ref.FINGERPRINT_NAMES
-    assert all(math.isfinite(v) for v in fp.values())
+def test_plain_values_names_and_finiteness(rng):
+    v = ref.ref_values(sig.music_like(4.0, SR), SR)
+    assert tuple(v) == ref.PLAIN_VALUES
+    assert set(ref.PLAIN_VALUES) <= set(ref.FINGERPRINT_NAMES)
+    assert all(math.isfinite(x) for x in v.values())
     with pytest.raises(ValueError):
-        ref.ref_fingerprint(np.zeros((0, 2), dtype=np.float32), SR)
+        ref.ref_values(np.zeros((0, 2), dtype=np.float32), SR)
     bad = sig.sine(440.0, 0.1, SR)
     bad[5, 0] = np.nan
     with pytest.raises(ValueError):
@@ -655,27 +491,28 @@ def test_fingerprint_names_and_finiteness(rng):
 
 
 def test_digital_silence_matches_the_doc_table():
-    fp = ref.ref_fingerprint(sig.silence(3.0, SR, 2), SR)
-    expected = dict.fromkeys(ref.FINGERPRINT_NAMES, 0.0)
-    expected.update(lufs=-70.0, tempo_bpm=120.0, silence_ratio=1.0, phase_correlation=1.0)
-    assert fp == expected
+    v = ref.ref_values(sig.silence(3.0, SR, 2), SR)
+    expected = dict.fromkeys(ref.PLAIN_VALUES, 0.0)
+    expected.update(lufs=-70.0, phase_correlation=1.0)
+    assert v == expected
 
 
 def test_single_sample():
-    fp = ref.ref_fingerprint(sig.single_sample(0.5), SR)
-    assert fp["lufs"] == -70.0 and fp["loudness_range"] == 0.0
-    assert fp["dynamic_range_variation"] == 0.0 and fp["peak_consistency"] == 0.0
-    assert fp["crest_db"] == pytest.approx(0.0, abs=1e-12)
-    assert all(math.isfinite(v) for v in fp.values())
+    v = ref.ref_values(sig.single_sample(0.5), SR)
+    assert v["lufs"] == -70.0 and v["loudness_range"] == 0.0
+    assert v["dynamic_range_variation"] == 0.0 and v["peak_consistency"] == 0.0
+    assert v["crest_db"] == pytest.approx(0.0, abs=1e-12)
+    assert all(math.isfinite(x) for x in v.values())
 
 
 def test_music_like_is_rate_invariant_under_the_references():
     a = sig.music_like(8.0, 44100)
     b = sig.music_like(8.0, 48000)
-    assert np.max(np.abs(ref.ref_bands(a, 44100) - ref.ref_bands(b, 48000))) < 0.01
+    la, lb = ref.ref_band_levels(a, 44100), ref.ref_band_levels(b, 48000)
+    # the 20-60 Hz band is two to three bins wide, and the bass notes of music_like leak into
+    # it through the window's main lobe (+-2 bins: 43 Hz at 44.1 kHz, 47 Hz at 48 kHz)
+    assert la["sub_bass_db"] == pytest.approx(lb["sub_bass_db"], abs=1.0)
+    assert all(la[k] == pytest.approx(lb[k], abs=0.1) for k in la if k != "sub_bass_db")
     assert ref.ref_lufs(a, 44100) == pytest.approx(ref.ref_lufs(b, 48000), abs=0.2)
-    ca = ref.ref_spectral_means(a, 44100)[0]
-    cb = ref.ref_spectral_means(b, 48000)[0]
-    assert ca == pytest.approx(cb, rel=0.02)
-    assert ref.ref_tempo_bpm(a, 44100) == pytest.approx(120.0, rel=0.01)
-    assert ref.ref_tempo_bpm(b, 48000) == pytest.approx(120.0, rel=0.01)
+    assert ref.ref_spectral_centroid(a, 44100) == pytest.approx(
+        ref.ref_spectral_centroid(b, 48000), rel=0.02)

@@ -1,9 +1,10 @@
-"""Every value of the fingerprint: the spec's reference check and a known answer.
+"""The fingerprint's values with a plain reference: the reference check and known answers.
 
 Two kinds of reference (tests/reference.py): a plain whole-array recomputation of the
-definition in docs/FINGERPRINT.md (tolerances of the spec's "own recompute" column), and the
-libraries the spec names (librosa, pyloudnorm) on the same frames. Known-answer signals pin the
-values whose meaning a recomputation cannot check (tempo octave, stability, density, pitch).
+definition in docs/FINGERPRINT.md (the tolerances of its "check" column), and the libraries it
+names (librosa, pyloudnorm) on the same frames. The rhythm values (tests/test_rhythm.py), the
+harmonic ratio (tests/test_hpss.py), and the key and MFCC values (tests/test_tonal.py) have
+their own files, with ground truth and references of their own.
 """
 
 import helpers as h
@@ -48,24 +49,27 @@ def computed():
     """Kernel, plain reference and library values of every signal, computed once."""
     out = {}
     for name, (x, sr) in SIGNALS.items():
-        out[name] = (h.analyse(x, sr).as_dict(), ref.ref_fingerprint(x, sr),
+        out[name] = (h.analyse(x, sr).as_dict(), ref.ref_values(x, sr),
                      ref.library_references(x, sr))
     return out
 
 
-# spec, "own recompute" column: absolute tolerances
+# docs/FINGERPRINT.md, "check" column: absolute tolerances against the plain recompute
 RECOMPUTE_TOL = {
-    **{k: 0.005 for k in NAMES[:7]},
+    **{name: 0.01 for name, _, _ in ref.BAND_LEVELS},
+    "lufs": 0.1,
     "crest_db": 0.01,
-    "bass_mid_ratio": 0.1,
-    "silence_ratio": 0.01,
+    "loudness_range": 1.0,
     "dynamic_range_variation": 0.05,
     "peak_consistency": 0.01,
-    "stereo_width": 1e-4,
+    "chroma_energy": 1e-3,
     "phase_correlation": 1e-4,
-    "loudness_range": 1.0,
-    "lufs": 0.1,
 }
+
+
+def test_the_reference_names_are_the_kernels_names():
+    assert ref.FINGERPRINT_NAMES == FINGERPRINT_NAMES
+    assert set(RECOMPUTE_TOL) | {"spectral_centroid"} == set(ref.PLAIN_VALUES)
 
 
 @pytest.mark.parametrize("name", sorted(SIGNALS))
@@ -74,6 +78,8 @@ def test_recomputed_values_match_the_plain_reference(computed, name):
     bad = {k: (ours[k], plain[k]) for k, tol in RECOMPUTE_TOL.items()
            if not abs(ours[k] - plain[k]) <= tol}
     assert not bad, bad
+    assert ours["spectral_centroid"] == pytest.approx(plain["spectral_centroid"], rel=1e-3,
+                                                      abs=1e-3)
 
 
 @pytest.mark.parametrize("name", sorted(SIGNALS))
@@ -82,20 +88,7 @@ def test_values_match_the_libraries(computed, name):
     assert ours["lufs"] == pytest.approx(lib["lufs"], abs=0.1)
     if lib["spectral_centroid"] > 0:
         assert ours["spectral_centroid"] == pytest.approx(lib["spectral_centroid"], rel=0.01)
-        assert ours["spectral_rolloff"] == pytest.approx(lib["spectral_rolloff"], rel=0.02)
-    assert ours["spectral_flatness"] == pytest.approx(lib["spectral_flatness"], abs=0.005)
     assert ours["chroma_energy"] == pytest.approx(lib["chroma_energy"], abs=0.02)
-    assert ours["harmonic_ratio"] == pytest.approx(lib["harmonic_ratio"], abs=0.03)
-
-
-@pytest.mark.parametrize("name", sorted(SIGNALS))
-def test_the_rest_matches_the_plain_reference(computed, name):
-    """Values whose spec check is a known answer still follow their definition exactly."""
-    ours, plain, _ = computed[name]
-    for k in ("transient_density", "rhythm_stability", "pitch_stability", "harmonic_ratio",
-              "spectral_centroid", "spectral_rolloff", "spectral_flatness", "chroma_energy"):
-        assert ours[k] == pytest.approx(plain[k], rel=1e-3, abs=1e-3), k
-    assert ours["tempo_bpm"] == pytest.approx(plain["tempo_bpm"], rel=0.01)
 
 
 def test_loudness_range_matches_the_plain_ebu_reference():
@@ -108,20 +101,76 @@ def test_loudness_range_matches_the_plain_ebu_reference():
 # --- known answers ---------------------------------------------------------------------------
 
 
-def test_bands_of_sines():
-    for freq, band in ((40.0, "sub_bass_pct"), (150.0, "bass_pct"), (350.0, "low_mid_pct"),
-                       (1000.0, "mid_pct"), (3000.0, "upper_mid_pct"),
-                       (5000.0, "presence_pct"), (10000.0, "air_pct")):
+def test_band_levels_of_sines():
+    """A sine lifts its own band far above the mid band; a mid-band sine leaves the others
+    at the window's sidelobe floor."""
+    for freq, band in ((40.0, "sub_bass_db"), (150.0, "bass_db"), (350.0, "low_mid_db"),
+                       (3000.0, "upper_mid_db"), (5000.0, "presence_db"), (10000.0, "air_db")):
         d = h.analyse(sig.sine(freq, 2.0, 44100), 44100).as_dict()
-        # the Hann main lobe spans +-2 bins (+-43 Hz): the 20-60 Hz band cannot hold all of it
-        assert d[band] > (0.8 if band == "sub_bass_pct" else 0.99), (freq, band, d[band])
-        assert sum(d[k] for k in NAMES[:7]) == pytest.approx(1.0, abs=1e-12)
+        assert d[band] > 40.0, (freq, band, d[band])
+    d = h.analyse(sig.sine(1000.0, 2.0, 44100), 44100).as_dict()
+    assert all(d[name] < -40.0 for name, _, _ in ref.BAND_LEVELS), d
+
+
+def test_band_levels_of_white_noise_follow_the_bandwidths(rng):
+    """Flat power per Hz: each band's level is 10 log10 of its width over the mid band's."""
+    d = h.analyse(sig.white_noise(10.0, 48000, rng), 48000).as_dict()
+    for name, lo, hi in ref.BAND_LEVELS:
+        assert d[name] == pytest.approx(10 * np.log10((hi - lo) / 1500.0), abs=0.3), name
+
+
+def _semitone_comb(sr: int, seconds: float = 10.0) -> np.ndarray:
+    """Sines every semitone from 25 Hz to 18 kHz, amplitude 1 / sqrt(f) (a pink-like slope),
+    fixed phases: the same continuous signal at any sample rate."""
+    t = np.arange(int(sr * seconds)) / sr
+    freqs = 25.0 * 2.0 ** (np.arange(117) / 12.0)
+    phases = np.random.default_rng(0).uniform(0.0, 2.0 * np.pi, freqs.size)
+    x = sum(np.sin(2 * np.pi * f * t + p) / np.sqrt(f) for f, p in zip(freqs, phases, strict=True))
+    return (0.1 * x / np.abs(x).max()).astype(np.float32)[:, None]
+
+
+def test_band_levels_do_not_depend_on_the_sample_rate():
+    """Bins are shared between bands by overlap, so a band edge between two bins' centres
+    moves nothing: the same signal at 44.1 and 48 kHz reads the same levels (bins counted whole
+    by their centre, as in version 1, move the bass level by 0.5 dB here)."""
+    a = h.analyse(_semitone_comb(44100), 44100).as_dict()
+    b = h.analyse(_semitone_comb(48000), 48000).as_dict()
+    for name, _, _ in ref.BAND_LEVELS:
+        assert a[name] == pytest.approx(b[name], abs=0.15), name
+
+
+def test_band_levels_of_silence_and_of_a_band_beyond_nyquist():
+    silent = h.analyse(sig.silence(2.0, 44100), 44100).as_dict()
+    assert all(silent[name] == 0.0 for name, _, _ in ref.BAND_LEVELS)
+    narrow = h.analyse(sig.sine(1000.0, 2.0, 8000), 8000).as_dict()  # Nyquist 4 kHz < 6 kHz
+    assert narrow["air_db"] == -80.0 and narrow["presence_db"] == -80.0
 
 
 def test_lufs_of_a_997hz_tone_in_one_channel_is_minus_3():
     tone = sig.sine(997.0, 5.0, 48000, amp=1.0)
     x = np.concatenate([tone, np.zeros_like(tone)], axis=1)
     assert h.analyse(x, 48000).lufs == pytest.approx(-3.01, abs=0.1)
+
+
+@pytest.mark.parametrize(("channels", "weights"), [
+    (6, (1.0, 1.0, 1.0, 0.0, 1.41, 1.41)),  # 5.1: L R C LFE Ls Rs
+    (8, (1.0, 1.0, 1.0, 0.0, 1.41, 1.41, 1.41, 1.41)),  # 7.1: L R C LFE Lb Rb Ls Rs
+])
+def test_surround_loudness_follows_bs1770_4_channel_weights(channels, weights):
+    """The same tone in one channel at a time: the LFE adds nothing, a surround +1.5 dB."""
+    tone = sig.sine(997.0, 4.0, 48000, amp=0.25)[:, 0]
+    base = None
+    for c, g in enumerate(weights):
+        x = np.zeros((tone.size, channels), dtype=np.float32)
+        x[:, c] = tone
+        lufs = h.analyse(x, 48000).lufs
+        assert lufs == pytest.approx(ref.ref_lufs(x, 48000), abs=0.01), c
+        if c == 0:
+            base = lufs
+        elif g == 0.0:
+            assert lufs == -70.0, c  # only the LFE: every block is gated out
+        else:
+            assert lufs - base == pytest.approx(10 * np.log10(g), abs=0.01), c
 
 
 def test_crest_factor_known_answers():
@@ -131,59 +180,13 @@ def test_crest_factor_known_answers():
         0.0, abs=0.01)
 
 
-def test_silence_ratio_of_half_silent_track():
-    x = sig.concat(sig.white_noise(5.0, 44100, np.random.default_rng(1)),
-                   sig.silence(5.0, 44100))
-    assert h.analyse(x, 44100).silence_ratio == pytest.approx(0.5, abs=0.01)
-
-
-@pytest.mark.parametrize("sr", [22050, 44100, 48000])
-@pytest.mark.parametrize("bpm", [60, 75, 90, 100, 120, 135, 150, 174, 200])
-def test_click_track_tempo_and_stability(bpm, sr):
-    d = h.analyse(sig.click_track(bpm, 20.0, sr), sr).as_dict()
-    assert d["tempo_bpm"] == pytest.approx(bpm, rel=0.01)  # and so the right octave
-    assert d["rhythm_stability"] >= 0.95
-
-
-@pytest.mark.parametrize("bpm", [60, 85, 110, 128, 146, 170, 200])
-def test_drum_loop_tempo(bpm, rng):
-    d = h.analyse(sig.drum_loop(bpm, 24.0, 44100, rng, channels=2), 44100).as_dict()
-    assert d["tempo_bpm"] == pytest.approx(bpm, rel=0.01)
-
-
-def test_transient_density_of_a_120_bpm_click_is_2_per_second():
-    d = h.analyse(sig.click_track(120.0, 30.0, 44100), 44100).as_dict()
-    assert d["transient_density"] == pytest.approx(2.0, abs=0.1)
-
-
-def test_white_noise_has_low_rhythm_stability(rng):
-    d = h.analyse(sig.white_noise(20.0, 44100, rng, channels=2), 44100).as_dict()
-    assert d["rhythm_stability"] < 0.5
-    assert d["pitch_stability"] == 0.0  # noise has no voiced frame
-
-
-def test_pitch_stability_known_answers():
-    steady = h.analyse(sig.sine(220.0, 5.0, 44100), 44100).pitch_stability
-    assert steady >= 0.95
-    glide = h.analyse(sig.glide(110.0, 1.0, 4.0, 44100), 44100).pitch_stability
-    assert glide < 0.5
-
-
-def test_spectral_known_answers(rng):
+def test_spectral_centroid_known_answers(rng):
     white = h.analyse(sig.white_noise(5.0, 44100, rng), 44100).as_dict()
-    assert white["spectral_flatness"] == pytest.approx(np.exp(-np.euler_gamma), abs=0.02)
     assert white["spectral_centroid"] == pytest.approx(44100 / 4, rel=0.02)
     sine = h.analyse(sig.sine(1000.0, 2.0, 44100), 44100).as_dict()
-    assert sine["spectral_flatness"] < 1e-3
     assert sine["spectral_centroid"] == pytest.approx(1000.0, rel=0.02)
     pink = h.analyse(sig.pink_noise(5.0, 44100, rng), 44100).as_dict()
     assert pink["spectral_centroid"] < 0.8 * white["spectral_centroid"]
-
-
-def test_harmonic_ratio_orders_tones_and_clicks():
-    chord = h.analyse(sig.chord([261.6, 329.6, 392.0], 4.0, 44100), 44100).as_dict()
-    clicks = h.analyse(sig.click_track(120.0, 8.0, 44100), 44100).as_dict()
-    assert chord["harmonic_ratio"] > 0.9 and clicks["harmonic_ratio"] < 0.3
 
 
 def test_chroma_energy_of_a_tone_and_of_noise(rng):
@@ -201,13 +204,10 @@ def test_per_second_values_known_answers():
     assert h.analyse(x, 44100).peak_consistency == pytest.approx(1 / 1.6, abs=0.01)
 
 
-def test_stereo_known_answers(rng):
+def test_phase_correlation_known_answers(rng):
     mono = sig.mono_to_stereo(sig.white_noise(2.0, 44100, rng))
-    d = h.analyse(mono, 44100).as_dict()
-    assert d["stereo_width"] == 0.0 and d["phase_correlation"] == 1.0
-    d = h.analyse(sig.anti_phase(sig.white_noise(2.0, 44100, rng)), 44100).as_dict()
-    assert d["stereo_width"] == pytest.approx(1.0, abs=1e-9)
-    assert d["phase_correlation"] == pytest.approx(-1.0, abs=1e-9)
-    d = h.analyse(sig.independent_noise_stereo(4.0, 44100, rng), 44100).as_dict()
-    assert d["stereo_width"] == pytest.approx(0.5, abs=0.01)
-    assert abs(d["phase_correlation"]) < 0.01
+    assert h.analyse(mono, 44100).phase_correlation == 1.0
+    anti = h.analyse(sig.anti_phase(sig.white_noise(2.0, 44100, rng)), 44100)
+    assert anti.phase_correlation == pytest.approx(-1.0, abs=1e-9)
+    indep = h.analyse(sig.independent_noise_stereo(4.0, 44100, rng), 44100)
+    assert abs(indep.phase_correlation) < 0.01
