@@ -1,4 +1,5 @@
-"""Text helpers shared by the run and query sides: paths in messages, JSON lines.
+"""Text helpers shared by the run and query sides: paths in messages, JSON lines, the
+fingerprint as a record.
 
 Paths are ``str`` as :func:`os.fsdecode` gives them: a name that is not valid UTF-8 carries
 lone surrogates (``surrogateescape``). Messages show such a name readably, records keep it
@@ -8,9 +9,13 @@ losslessly.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any
 
-__all__ = ["display", "jsonl_line"]
+from kernels.fingerprint import FINGERPRINT_NAMES
+from kernels.key import key_of
+
+__all__ = ["display", "fingerprint_fields", "jsonl_line"]
 
 
 def display(path: str) -> str:
@@ -37,3 +42,15 @@ def jsonl_line(rec: dict[str, Any]) -> str:
     except UnicodeEncodeError:
         line = json.dumps(rec, ensure_ascii=True, allow_nan=False)
     return line + "\n"
+
+
+def fingerprint_fields(values: Sequence[float]) -> dict[str, Any]:
+    """The ``fingerprint`` and ``key`` fields of a record (``engine-run --jsonl``, ``export``,
+    ``show --json``): the 25 values by name, and the key they state (docs/FINGERPRINT.md,
+    "Tonality") as ``{"label": "A minor", "camelot": "8A", "strength": 0.71}``, or None for a
+    track without one."""
+    named = dict(zip(FINGERPRINT_NAMES, map(float, values), strict=True))
+    key = key_of(named)
+    return {"fingerprint": named,
+            "key": None if key is None else {"label": key.label, "camelot": key.camelot,
+                                             "strength": key.strength}}

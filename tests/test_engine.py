@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -73,6 +74,36 @@ def test_rerun_decodes_nothing(library, first_run):
     assert "0 ok, 30 cached" in run.stderr
     first = {r["path"]: r["fingerprint"] for r in first_run[2]}
     assert all(r["fingerprint"] == first[r["path"]] for r in run.records)
+
+
+def test_older_fingerprint_versions_are_recomputed_and_never_served(tmp_path):
+    """A store written by an older engine: its fingerprints are invisible to every query and
+    the next run recomputes them (docs/FINGERPRINT.md, "Versions")."""
+    from kernels import FINGERPRINT_VERSION
+
+    lib = tmp_path / "lib"
+    paths = h.write_tracks(lib, ["a.wav", "b.wav", "c.wav"])
+    db = tmp_path / "db"
+    first = h.engine_run(str(lib), "--db", str(db), "--cores", "1", "--jsonl")
+    assert first.rc == 0 and [r["status"] for r in first.records] == ["ok"] * 3, first.stderr
+    with st.Store.open(st.StoreConfig(db)) as w:  # what version 1 of the engine left behind
+        old = [(t, f) for t, f in w.iter_fingerprints()]
+        w.commit([st.PutFingerprint(dataclasses.replace(f, version=FINGERPRINT_VERSION - 1))
+                  for _, f in old])
+    export = h.engine_query(db, "export", "--format", "jsonl", timeout=60)
+    assert export.returncode == 0 and export.stdout == "", export.stderr
+    stats = json.loads(h.engine_query(db, "stats").stdout)
+    assert stats["current_fingerprints"] == 0
+    assert stats["fingerprint_versions"] == {str(FINGERPRINT_VERSION - 1): 3}
+    show = h.engine_query(db, "show", str(paths[0]))
+    assert show.returncode == 2 and f"version {FINGERPRINT_VERSION - 1}" in show.stderr
+    again = h.engine_run(str(lib), "--db", str(db), "--cores", "1", "--jsonl")
+    assert again.rc == 0, again.stderr
+    assert [r["status"] for r in again.records] == ["ok"] * 3  # recomputed, not "cached"
+    export = h.engine_query(db, "export", "--format", "jsonl", timeout=60)
+    assert len(export.stdout.splitlines()) == 3
+    stats = json.loads(h.engine_query(db, "stats").stdout)
+    assert stats["fingerprint_versions"] == {str(FINGERPRINT_VERSION): 3}
 
 
 def test_changed_file_is_the_only_one_recomputed(library, tmp_path):

@@ -34,8 +34,11 @@ from engine.query.similarity import (
     playlist,
     transform,
 )
-from kernels import FINGERPRINT_NAMES, FINGERPRINT_UNITS
+from kernels import FINGERPRINT_NAMES, FINGERPRINT_UNITS, FINGERPRINT_VERSION
 from kernels.neighbours import near_pairs, weighted_distances
+
+CUR = FINGERPRINT_VERSION
+TEMPO = FINGERPRINT_NAMES.index("tempo_bpm")
 
 SR = 44100
 SECONDS = 8.0
@@ -161,7 +164,7 @@ def test_weights_change_the_ranking_and_are_validated(built, store):
     assert [r["track_id"] for r in only_tempo] != base
     # with tempo alone, the order is the order of |log2(tempo) - log2(90)|
     lib = Library.load(store)
-    tempo = {int(t): v for t, v in zip(lib.track_ids, lib.values[:, 10], strict=True)}
+    tempo = {int(t): v for t, v in zip(lib.track_ids, lib.values[:, TEMPO], strict=True)}
     gaps = [abs(np.log2(tempo[r["track_id"]] / tempo[ids["click90"]])) for r in only_tempo]
     assert gaps == sorted(gaps) or np.allclose(gaps, sorted(gaps), atol=1e-12)
     for bad in (["tempo=1"], ["tempo_bpm"], ["tempo_bpm=-1"], ["lufs=nan"],
@@ -289,7 +292,8 @@ def test_stats_and_failures(built):
     db, paths, _ids, _names = built
     stats = json.loads(h.engine_query(db, "stats").stdout)
     assert stats["fingerprints"] == stats["current_fingerprints"] == 14
-    assert stats["fingerprint_versions"] == {"1": 14} and stats["failures"] == 1
+    assert stats["fingerprint_versions"] == {str(FINGERPRINT_VERSION): 14}
+    assert stats["failures"] == 1
     assert stats["generation"] >= 1 and stats["evictions"] == 0
     table = h.engine_query(db, "failures")
     assert str(paths["broken"]) in table.stdout and "decode" in table.stdout
@@ -346,14 +350,14 @@ def test_reads_feed_the_lru(tmp_path):
     with st.Store.open(st.StoreConfig(db, max_entries=3)) as w:
         for tid in (1, 2, 3):
             w.commit([st.PutTrack(st.TrackRecord(tid, f"/m/{tid}.flac", 1, 1, bytes([tid]) * 16)),
-                      st.PutFingerprint(st.FingerprintRecord(tid, 1, values + tid, 60.0, 44100,
+                      st.PutFingerprint(st.FingerprintRecord(tid, CUR, values + tid, 60.0, 44100,
                                                              2, 0.0, 0.0))])
         # another process reads track 1 (the least recently used) while the writer is open
         proc = h.engine_query(db, "show", "1")
         assert proc.returncode == 0, proc.stderr
         assert (db / "reads.log").stat().st_size == 8
         res = w.commit([st.PutTrack(st.TrackRecord(4, "/m/4.flac", 1, 1, b"\4" * 16)),
-                        st.PutFingerprint(st.FingerprintRecord(4, 1, values, 60.0, 44100, 2,
+                        st.PutFingerprint(st.FingerprintRecord(4, CUR, values, 60.0, 44100, 2,
                                                                0.0, 0.0))])
         assert res.evicted == (2,)  # not 1: its read made it recent
         assert not (db / "reads.log").exists()
@@ -422,14 +426,15 @@ def test_queries_never_block_a_running_engine_run(built, tmp_path):
 
 def test_scaling_is_median_and_floored_iqr(rng):
     v = rng.random((501, 25))
-    v[:, 10] = rng.uniform(60, 200, 501)
-    v[:, 3] = 0.25  # constant: its scale is the floor
+    v[:, TEMPO] = rng.uniform(60, 200, 501)
+    peak = FINGERPRINT_NAMES.index("peak_consistency")
+    v[:, peak] = 0.25  # constant: its scale is the floor
     sc = Scaling.fit(v)
     t = transform(v)
     assert np.allclose(sc.center, np.median(t, axis=0))
     iqr = np.subtract(*np.percentile(t, [75, 25], axis=0))
-    assert sc.scale[3] == 0.01 and np.allclose(sc.scale[10], max(iqr[10], 0.03))
-    assert np.allclose(t[:, 10], np.log2(v[:, 10]))
+    assert sc.scale[peak] == 0.01 and np.allclose(sc.scale[TEMPO], max(iqr[TEMPO], 0.03))
+    assert np.allclose(t[:, TEMPO], np.log2(v[:, TEMPO]))
     z = sc.apply(v)
     assert np.abs(z).max() <= 8.0 and z.flags.c_contiguous
 
@@ -496,22 +501,21 @@ def _small_store(db: Path, rows: dict[int, tuple[str, np.ndarray, int]]) -> None
 
 def _values(rng, n: int) -> np.ndarray:
     v = rng.random((n, 25))
-    v[:, 10] = rng.uniform(60, 180, n)
-    v[:, 14] = rng.uniform(500, 5000, n)
-    v[:, 15] = v[:, 14] * 2
+    v[:, FINGERPRINT_NAMES.index("tempo_bpm")] = rng.uniform(60, 180, n)
+    v[:, FINGERPRINT_NAMES.index("spectral_centroid")] = rng.uniform(500, 5000, n)
     return v
 
 
 def test_a_recreated_store_never_gets_the_old_stores_cache(tmp_path, rng):
     db = tmp_path / "db"
     v = _values(rng, 6)
-    _small_store(db, {i + 1: (f"/m/{i}.flac", v[i], 1) for i in range(6)})
+    _small_store(db, {i + 1: (f"/m/{i}.flac", v[i], CUR) for i in range(6)})
     with st.Store.open(st.StoreConfig(db), readonly=True) as s:
         assert len(Library.load(s)) == 6
     cache = db / "query-cache"
     for name in ("data.mdb", "lock.mdb"):
         (db / name).unlink()
-    _small_store(db, {1: ("/m/other.flac", v[0], 1)})  # the same generation count again
+    _small_store(db, {1: ("/m/other.flac", v[0], CUR)})  # the same generation count again
     with st.Store.open(st.StoreConfig(db), readonly=True) as s:
         lib = Library.load(s)
         assert len(lib) == 1 and lib.track_ids.tolist() == [1]
@@ -532,14 +536,14 @@ def test_track_ids_stale_versions_and_ties(tmp_path, rng, monkeypatch):
     db = tmp_path / "db"
     v = _values(rng, 4)
     same = v[0].copy()
-    _small_store(db, {1: ("/m/a.flac", same, 1), 2: ("/m/b.flac", v[1], 1),
-                      3: ("/m/c.flac", v[2], 0), 5: ("/m/e.flac", same, 1),
-                      4: ("/m/d.flac", same, 1)})
+    _small_store(db, {1: ("/m/a.flac", same, CUR), 2: ("/m/b.flac", v[1], CUR),
+                      3: ("/m/c.flac", v[2], CUR - 1), 5: ("/m/e.flac", same, CUR),
+                      4: ("/m/d.flac", same, CUR)})
     monkeypatch.chdir(tmp_path)
     Path("2").write_text("not audio")  # a file named like a track id in the current folder
     with st.Store.open(st.StoreConfig(db), readonly=True) as s:
         assert q.resolve(s, "2").track_id == 2
-        with pytest.raises(QueryError, match="version 0, this engine's is 1"):
+        with pytest.raises(QueryError, match=f"version {CUR - 1}, this engine's is {CUR}"):
             q.cmd_similar(s, "3", io.StringIO())
         # equal distances go by track id, also at the k-th place
         res = q.cmd_similar(s, "2", io.StringIO(), k=2)
@@ -552,7 +556,8 @@ def test_cli_outputs_keep_files_and_bytes(tmp_path, rng):
     db = tmp_path / "db"
     v = _values(rng, 3)
     odd = os.fsdecode(b"/m/caf\xe9.flac")  # Latin-1 name: not valid UTF-8
-    _small_store(db, {1: (odd, v[0], 1), 2: ("/m/b.flac", v[1], 1), 3: ("/m/c.flac", v[2], 1)})
+    _small_store(db, {1: (odd, v[0], CUR), 2: ("/m/b.flac", v[1], CUR),
+                      3: ("/m/c.flac", v[2], CUR)})
     keep = tmp_path / "keep.m3u"
     keep.write_text("#EXTM3U\nprecious\n")
     proc = h.engine_query(db, "playlist", "99", "-o", str(keep))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 
-SHOW = ("lufs", "tempo_bpm", "spectral_centroid", "harmonic_ratio", "stereo_width")
+SHOW = ("lufs", "tempo_bpm", "spectral_centroid", "harmonic_ratio", "phase_correlation")
 
 
 def main() -> int:

@@ -33,7 +33,7 @@ from kernels.errors import FingerprintError
 from .. import store as st
 from ..content_key import content_key
 from ..errors import QueryError
-from ..text import display, jsonl_line
+from ..text import display, fingerprint_fields, jsonl_line
 from .output import atomic_output, check_output
 from .similarity import DUPLICATE_WEIGHTS, Library, duplicates, nearest, parse_weights, playlist
 
@@ -344,6 +344,9 @@ def cmd_show(s: st.Store, ref: str, out: IO[str], *, as_json: bool = False) -> N
     out.write(f"  track {track.track_id}, {fp.duration_s:.2f} s, {fp.sample_rate} Hz, "
               f"{fp.channels} ch, {track.size} bytes, fingerprint version {fp.version}"
               f"{'' if st.is_current(fp) else ' (stale: engine-run will recompute it)'}\n")
+    key = fingerprint_fields(fp.values)["key"]
+    out.write("  key: none (no tonal centre)\n" if key is None else
+              f"  key: {key['label']} ({key['camelot']}), strength {key['strength']:.2f}\n")
     width = max(map(len, FINGERPRINT_NAMES))
     for i, (name, v) in enumerate(zip(FINGERPRINT_NAMES, fp.values, strict=True)):
         out.write(f"  {i + 1:2d} {name:<{width}}  {v:>12.6g}  {_UNITS[name]}\n")
@@ -354,7 +357,7 @@ def _record(track: st.TrackRecord, fp: st.FingerprintRecord) -> dict[str, Any]:
         "path": track.path,
         "track_id": track.track_id,
         "status": "ok",
-        "fingerprint": dict(zip(FINGERPRINT_NAMES, fp.values, strict=True)),
+        **fingerprint_fields(fp.values),
         "duration_s": fp.duration_s,
         "sample_rate": fp.sample_rate,
         "channels": fp.channels,
@@ -378,8 +381,8 @@ def export_jsonl(s: st.Store, out: IO[str]) -> int:
     return n
 
 
-_CSV_HEAD: Final = ("track_id", "path", "duration_s", "sample_rate", "channels",
-                    *FINGERPRINT_NAMES)
+_CSV_HEAD: Final = ("track_id", "path", "duration_s", "sample_rate", "channels", "key",
+                    "camelot", "key_strength", *FINGERPRINT_NAMES)
 
 
 def _csv_writer(out: IO[str]) -> Any:
@@ -403,8 +406,10 @@ def export_csv(s: st.Store, out: IO[str]) -> int:
     n = 0
     for track, fp in s.iter_fingerprints():
         if st.is_current(fp):
+            key = fingerprint_fields(fp.values)["key"] or {}
             w.writerow((track.track_id, track.path, repr(fp.duration_s), fp.sample_rate,
-                        fp.channels, *map(repr, fp.values)))
+                        fp.channels, key.get("label", ""), key.get("camelot", ""),
+                        repr(key["strength"]) if key else "", *map(repr, fp.values)))
             n += 1
     return n
 

@@ -2,20 +2,19 @@
 
 How two fingerprints are compared (docs/QUERY.md has the reasoning and the defaults)
 -----------------------------------------------------------------------------------
-1. **Transform.** Values that act on a ratio scale are taken as logarithms: ``tempo_bpm``,
-   ``spectral_centroid`` and ``spectral_rolloff`` as log2 (so 60 -> 120 BPM is as far as
-   120 -> 240, and an octave of centroid is one unit), ``spectral_flatness`` as log2 (it
-   spans decades), ``transient_density`` as log2(1 + x).
+1. **Transform.** Values that act on a ratio scale are taken as logarithms: ``tempo_bpm`` and
+   ``spectral_centroid`` as log2 (so 60 -> 120 BPM is as far as 120 -> 240, and an octave of
+   centroid is one unit), ``transient_density`` as log2(1 + x). The dB values already are.
 2. **Robust scaling fitted on the library.** Each transformed value is centred on the library's
    median and divided by its interquartile range (IQR), floored at :data:`MIN_SCALE` (a
    difference below the floor is inaudible or within the value's measurement tolerance; the
-   floor also keeps a value that is constant in this library, e.g. ``stereo_width`` of an
-   all-mono library, from turning noise into distance). Scaled values are clipped to
+   floor also keeps a value that is constant in this library, e.g. ``phase_correlation`` of
+   an all-mono library, from turning noise into distance). Scaled values are clipped to
    +-:data:`Z_CLIP` so that one wild value cannot outweigh the other 24.
 3. **Weighted distance.** ``D(a, b) = sqrt(sum_k w_k (z_ak - z_bk)^2 / sum_k w_k)``: the
    weighted root-mean-square difference, in IQRs. :data:`DEFAULT_WEIGHTS` down-weights values
-   that repeat others (seven band shares, rolloff next to centroid, bass_mid_ratio next to the
-   bands) and loudness (``lufs`` is mastering gain, not music); ``--weight NAME=W`` overrides,
+   that describe one thing together (six band levels, four MFCCs, the key's three values) and
+   loudness (``lufs`` is mastering gain, not music); ``--weight NAME=W`` overrides,
    with W from 0 to :data:`MAX_WEIGHT`. D depends only on the ratios of the weights; it is
    computed with the weights divided by the largest (:func:`unit_weights`; the defaults are
    unchanged, their largest is 1), so that for any weights :func:`parse_weights` accepts, the
@@ -77,25 +76,24 @@ _F8 = npt.NDArray[np.float64]
 
 #: Default weight of each value in the distance (see the module docstring).
 DEFAULT_WEIGHTS: Final[Mapping[str, float]] = {
-    "sub_bass_pct": 0.5, "bass_pct": 0.5, "low_mid_pct": 0.5, "mid_pct": 0.5,
-    "upper_mid_pct": 0.5, "presence_pct": 0.5, "air_pct": 0.5,
-    "lufs": 0.25, "crest_db": 1.0, "bass_mid_ratio": 0.5,
-    "tempo_bpm": 1.0, "rhythm_stability": 1.0, "transient_density": 1.0, "silence_ratio": 0.5,
-    "spectral_centroid": 1.0, "spectral_rolloff": 0.5, "spectral_flatness": 1.0,
-    "harmonic_ratio": 1.0, "pitch_stability": 0.5, "chroma_energy": 1.0,
-    "dynamic_range_variation": 0.5, "loudness_range": 0.5, "peak_consistency": 0.5,
-    "stereo_width": 0.5, "phase_correlation": 0.5,
+    "sub_bass_db": 0.5, "bass_db": 0.5, "low_mid_db": 0.5, "upper_mid_db": 0.5,
+    "presence_db": 0.5, "air_db": 0.5,
+    "lufs": 0.25, "crest_db": 1.0, "loudness_range": 0.5, "dynamic_range_variation": 0.5,
+    "peak_consistency": 0.5,
+    "tempo_bpm": 1.0, "pulse_clarity": 1.0, "transient_density": 1.0,
+    "spectral_centroid": 1.0, "harmonic_ratio": 1.0, "chroma_energy": 0.5,
+    "key_fifths_x": 0.5, "key_fifths_y": 0.5, "key_mode": 0.5,
+    "mfcc_1": 0.75, "mfcc_2": 0.75, "mfcc_3": 0.75, "mfcc_4": 0.75,
+    "phase_correlation": 0.5,
 }
 
 #: Weights of ``duplicates``: the defaults less the values a lossy encode moves. A codec's
 #: peak overshoot (and clipping when it is written back to 16 bits) changes crest_db, the
-#: per-second peaks and their spread by 1-2 dB, its noise floor changes spectral_flatness, and
-#: pitch_stability of a dense mix moved by 0.05 (bench/query_calibration.py measures it), so
+#: per-second peaks and their spread by 1-2 dB (bench/query_calibration.py measures it), so
 #: they do not decide whether two files are one song.
 DUPLICATE_WEIGHTS: Final[Mapping[str, float]] = {
     **DEFAULT_WEIGHTS,
-    "crest_db": 0.0, "spectral_flatness": 0.0, "peak_consistency": 0.0,
-    "dynamic_range_variation": 0.0, "pitch_stability": 0.0,
+    "crest_db": 0.0, "peak_consistency": 0.0, "dynamic_range_variation": 0.0,
 }
 
 #: Largest weight ``--weight NAME=W`` accepts. Only the ratios of the weights matter, and at
@@ -108,25 +106,24 @@ MAX_WEIGHT: Final = 1000.0
 #: Smallest scale of each (transformed) value: differences under it count as noise. About the
 #: spec's tolerance for the value, or its invariance bound for a lossy encode.
 MIN_SCALE: Final[Mapping[str, float]] = {
-    "sub_bass_pct": 0.01, "bass_pct": 0.01, "low_mid_pct": 0.01, "mid_pct": 0.01,
-    "upper_mid_pct": 0.01, "presence_pct": 0.01, "air_pct": 0.01,
-    "lufs": 0.5, "crest_db": 0.2, "bass_mid_ratio": 0.5,
-    "tempo_bpm": 0.03, "rhythm_stability": 0.02, "transient_density": 0.05,
-    "silence_ratio": 0.01, "spectral_centroid": 0.03, "spectral_rolloff": 0.03,
-    "spectral_flatness": 0.5, "harmonic_ratio": 0.03, "pitch_stability": 0.02,
-    "chroma_energy": 0.02, "dynamic_range_variation": 0.1, "loudness_range": 1.0,
-    "peak_consistency": 0.01, "stereo_width": 0.01, "phase_correlation": 0.01,
+    "sub_bass_db": 0.5, "bass_db": 0.5, "low_mid_db": 0.5, "upper_mid_db": 0.5,
+    "presence_db": 0.5, "air_db": 0.5,
+    "lufs": 0.5, "crest_db": 0.2, "loudness_range": 1.0, "dynamic_range_variation": 0.1,
+    "peak_consistency": 0.01,
+    "tempo_bpm": 0.03, "pulse_clarity": 0.02, "transient_density": 0.05,
+    "spectral_centroid": 0.03, "harmonic_ratio": 0.03, "chroma_energy": 0.02,
+    "key_fifths_x": 0.05, "key_fifths_y": 0.05, "key_mode": 0.02,
+    "mfcc_1": 0.5, "mfcc_2": 0.5, "mfcc_3": 0.5, "mfcc_4": 0.5,
+    "phase_correlation": 0.01,
 }
 
 #: Scaled values are clipped to +-Z_CLIP IQRs.
 Z_CLIP: Final = 8.0
 
-_LOG2: Final = frozenset({"tempo_bpm", "spectral_centroid", "spectral_rolloff",
-                          "spectral_flatness"})
+_LOG2: Final = frozenset({"tempo_bpm", "spectral_centroid"})
 _LOG2_1P: Final = frozenset({"transient_density"})
 _LOG2_COLS: Final = np.array([n in _LOG2 for n in FINGERPRINT_NAMES])
-_LOG2_FLOOR: Final = np.array([1e-10 if n == "spectral_flatness" else 1.0
-                               for n in FINGERPRINT_NAMES if n in _LOG2])
+_LOG2_FLOOR: Final = np.array([1.0 for n in FINGERPRINT_NAMES if n in _LOG2])
 _LOG2_1P_COLS: Final = np.array([n in _LOG2_1P for n in FINGERPRINT_NAMES])
 _MIN_SCALE: Final = np.array([MIN_SCALE[n] for n in FINGERPRINT_NAMES])
 _CACHE_DIR: Final = "query-cache"
@@ -162,10 +159,9 @@ def transform(values: npt.ArrayLike) -> _F8:
     Returns
     -------
     np.ndarray, same shape, float64
-        ``log2(max(x, 1))`` for tempo, centroid and rolloff (Hz and BPM are >= 1 for any real
-        track; the clamp keeps silence finite), ``log2(max(x, 1e-10))`` for spectral flatness
-        (it spans decades: 1e-4 for a pure tone, 0.5 for noise; 1e-10 is its own floor),
-        ``log2(1 + x)`` for transient density, the value itself for the others.
+        ``log2(max(x, 1))`` for tempo and centroid (Hz and BPM are >= 1 for any real track;
+        the clamp keeps silence finite), ``log2(1 + x)`` for transient density, the value
+        itself for the others.
     """
     x = np.array(values, dtype=np.float64, copy=True)
     x[..., _LOG2_COLS] = np.log2(np.maximum(x[..., _LOG2_COLS], _LOG2_FLOOR))

@@ -20,10 +20,8 @@ from typing import Any, TextIO
 
 import psutil
 
-from kernels.fingerprint import FINGERPRINT_NAMES
-
 from ..store import FingerprintRecord
-from ..text import jsonl_line
+from ..text import fingerprint_fields, jsonl_line
 
 #: Seconds between two memory readings (each reads every worker's /proc smaps_rollup).
 MEMORY_EVERY_S = 1.0
@@ -123,7 +121,7 @@ class Report:
             "path": path,
             "track_id": track_id,
             "status": status,
-            "fingerprint": dict(zip(FINGERPRINT_NAMES, fp.values, strict=True)) if fp else None,
+            **(fingerprint_fields(fp.values) if fp else {"fingerprint": None, "key": None}),
             "duration_s": fp.duration_s if fp else None,
             "sample_rate": fp.sample_rate if fp else None,
             "channels": fp.channels if fp else None,
