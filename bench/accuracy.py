@@ -15,14 +15,16 @@ The baseline the next fingerprint version has to beat. Two sets of music with kn
   ``../shared/corpus/make_corpus.sh DIR small``): the tempo that holds longest in each song's
   chart (``tempo-truth.tsv``, ``bpm_dominant``).
 
-Each file goes through our fingerprint (``fingerprint_file``: ``tempo_bpm``,
-``transient_density``; version 1 has no key), librosa (``beat_track``, ``onset_detect``, its
-defaults) and Essentia (``RhythmExtractor2013``, ``KeyExtractor``, ``OnsetRate``) where it
-imports, side by side (:mod:`accuracy.estimators`). The scores: tempo Acc1 (within 4 %) and
-Acc2 (also x2, x1/2, x3, x1/3); onset F-measure at +-50 ms (mir_eval) where an estimator gives
-onset times, and for ours, which gives only a rate, the relative error of the rate against the
-true onset rate; beat F-measure; the MIREX weighted key score. Broken down by family and by
-encoding, with the noisy condition apart.
+Each file goes through our fingerprint (decoded by ``engine.decode``, analysed with
+``Analyzer(..., onset_times=True)``: ``tempo_bpm``, ``pulse_clarity``, ``transient_density``
+and the onset times it counts, and the key ``kernels.key.key_of`` reads from the values),
+librosa (``beat_track``, ``onset_detect``, its defaults) and Essentia
+(``RhythmExtractor2013``, ``KeyExtractor``, ``OnsetRate``) where it imports, side by side
+(:mod:`accuracy.estimators`). The scores: tempo Acc1 (within 4 %) and Acc2 (also x2, x1/2, x3,
+x1/3); onset F-measure at +-50 ms (mir_eval) and the relative error of the onset rate against
+the true onset rate; beat F-measure (librosa, Essentia); the MIREX weighted key score; our
+pulse clarity per family and its change from FLAC to MP3 and OGG. Broken down by family and
+by encoding, with the noisy condition apart.
 
 Usage::
 
@@ -338,7 +340,7 @@ def beat_table(rows: Sequence[dict[str, Any]], keys: Sequence[str]) -> list[dict
 
 
 def key_table(rows: Sequence[dict[str, Any]], keys: Sequence[str]) -> list[dict[str, Any]]:
-    """MIREX weighted key score per group (Essentia; ours has no key in version 1).
+    """MIREX weighted key score per group and estimator (ours, Essentia).
 
     Parameters
     ----------
@@ -352,15 +354,51 @@ def key_table(rows: Sequence[dict[str, Any]], keys: Sequence[str]) -> list[dict[
     table = []
     keyed = [r for r in rows if r["truth"].get("key")]
     for key, grp in _groups(keyed, keys).items():
-        table.append({**dict(zip(keys, key, strict=True)), "estimator": "ours", "n": len(grp),
-                      "score": None, "note": "absent: fingerprint version 1 has no key"})
-        got = [r["essentia"]["key_scores"] for r in grp
-               if "essentia" in r and "key_scores" in r["essentia"]]
-        if got:
-            table.append({**dict(zip(keys, key, strict=True)), "estimator": "essentia",
-                          "n": len(got), "score": _mean(g["score"] for g in got),
-                          "correct": _mean(float(g["relation"] == "correct") for g in got),
-                          "relations": dict(Counter(g["relation"] for g in got))})
+        for est in ("ours", "essentia"):
+            got = [r[est]["key_scores"] for r in grp if est in r and "key_scores" in r[est]]
+            if got:
+                table.append({**dict(zip(keys, key, strict=True)), "estimator": est,
+                              "n": len(got), "score": _mean(g["score"] for g in got),
+                              "correct": _mean(float(g["relation"] == "correct") for g in got),
+                              "relations": dict(Counter(g["relation"] for g in got))})
+    return table
+
+
+def clarity_table(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Our pulse clarity per family: its median on the FLAC clips, and the median and largest
+    absolute change from a clip's FLAC to its MP3 and OGG.
+
+    Parameters
+    ----------
+    rows : sequence of dict
+        Rendered rows, clean condition.
+
+    Returns
+    -------
+    list of dict
+    """
+    by_clip: dict[str, dict[str, float]] = {}
+    fam_of: dict[str, str] = {}
+    for r in rows:
+        if "ours" in r and "pulse_clarity" in r["ours"]:
+            by_clip.setdefault(r["clip"], {})[r["encoding"]] = r["ours"]["pulse_clarity"]
+            fam_of[r["clip"]] = r["family"]
+    table = []
+    for fam in [f.name for f in clips.FAMILIES] + [None]:
+        ids = [c for c in by_clip if fam is None or fam_of[c] == fam]
+        flac = [by_clip[c]["flac"] for c in ids if "flac" in by_clip[c]]
+        if not flac:
+            continue
+        entry: dict[str, Any] = {"family": fam or "all", "n": len(flac),
+                                 "median": _median(flac),
+                                 "p10": float(np.percentile(flac, 10)),
+                                 "p90": float(np.percentile(flac, 90))}
+        for enc in ("mp3", "ogg"):
+            d = [abs(by_clip[c][enc] - by_clip[c]["flac"]) for c in ids
+                 if enc in by_clip[c] and "flac" in by_clip[c]]
+            entry[f"{enc}_abs_change_median"] = _median(d)
+            entry[f"{enc}_abs_change_max"] = max(d) if d else None
+        table.append(entry)
     return table
 
 
@@ -383,7 +421,7 @@ def apply_latency(rows: Sequence[dict[str, Any]]) -> dict[str, float | None]:
         Estimator -> latency in ms (None without any pair).
     """
     latency: dict[str, float | None] = {}
-    for est in ("librosa", "essentia"):
+    for est in ("ours", "librosa", "essentia"):
         offs = [r[est]["onsets"]["offset_ms"] for r in rows
                 if est in r and "onsets" in r[est] and r["encoding"] == "flac"
                 and r["condition"] == "clean"]
@@ -410,8 +448,9 @@ def summarise_rendered(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
     -------
     dict
         ``tempo``, ``onsets``, ``beats`` and ``key``, each ``overall``, ``by_family``,
-        ``by_encoding`` and ``by_family_encoding`` (clean files only), and ``noise``: the drum
-        and piano clips as FLAC, clean against the pink-noise bed.
+        ``by_encoding`` and ``by_family_encoding`` (clean files only), ``noise``: the drum
+        and piano clips as FLAC, clean against the pink-noise bed, and ``pulse_clarity``
+        (:func:`clarity_table`).
     """
     clean = [r for r in rows if r["condition"] == "clean"]
     groupings = {"overall": (), "by_family": ("family",), "by_encoding": ("encoding",),
@@ -425,6 +464,7 @@ def summarise_rendered(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
     out["noise"] = {"snr_db": audio.NOISE_SNR_DB,
                     "onsets": onset_table(pair, ("family", "condition")),
                     "tempo": tempo_table(pair, ("family", "condition"))}
+    out["pulse_clarity"] = clarity_table(clean)
     return out
 
 
@@ -518,19 +558,15 @@ def markdown(report: dict[str, Any]) -> str:
         latency = ", ".join(f"{e} {v:+.0f} ms" for e, v in
                             report["rendered"]["onset_latency_ms"].items() if v is not None)
         lines += ["", "Onsets: F at +-50 ms (in brackets: F with the estimator's median latency "
-                      f"removed: {latency}) for librosa / Essentia; onset rate error (median "
-                      "signed, median |err|) for all", "",
-                  "| group | n | true /s | ours rate err | " + " | ".join(
-                      f"{e} F (shifted) | {e} rate err" for e in ests if e != "ours") + " |",
-                  "|---|---|---|---|" + "---|---|" * (len(ests) - 1)]
+                      f"removed: {latency}); onset rate error (median signed, median |err|; "
+                      "ours: transient_density)", "",
+                  "| group | n | true /s | " + " | ".join(
+                      f"{e} F (shifted) | {e} rate err" for e in ests) + " |",
+                  "|---|---|---|" + "---|---|" * len(ests)]
 
         def onset_cells(per: dict[str, dict]) -> str:
-            o = per.get("ours", {})
-            cells = [f"{_pct(o.get('density_rel_err_median'))}, "
-                     f"{_pct(o.get('density_abs_rel_err_median'))}"]
+            cells: list[str] = []
             for e in ests:
-                if e == "ours":
-                    continue
                 x = per.get(e)
                 cells += ([f"{_f(x['f'])} ({_f(x['f_shifted'])})",
                            f"{_pct(x['density_rel_err_median'])}, "
@@ -546,9 +582,9 @@ def markdown(report: dict[str, Any]) -> str:
                 lines.append(f"| {name} | {any_e['n']} | {_f(any_e['true_rate_median'])} | "
                              + onset_cells(per) + " |")
         lines += ["", f"Pink noise at {s['noise']['snr_db']:g} dB SNR (FLAC), onsets:", "",
-                  "| family | condition | n | true /s | ours rate err | " + " | ".join(
-                      f"{e} F (shifted) | {e} rate err" for e in ests if e != "ours") + " |",
-                  "|---|---|---|---|---|" + "---|---|" * (len(ests) - 1)]
+                  "| family | condition | n | true /s | " + " | ".join(
+                      f"{e} F (shifted) | {e} rate err" for e in ests) + " |",
+                  "|---|---|---|---|" + "---|---|" * len(ests)]
         per_fc: dict[tuple, dict[str, dict]] = {}
         for e in s["noise"]["onsets"]:
             per_fc.setdefault((e["family"], e["condition"]), {})[e["estimator"]] = e
@@ -560,16 +596,31 @@ def markdown(report: dict[str, Any]) -> str:
             lines += ["", "Beat F (+-70 ms): " + ", ".join(
                 f"{e['estimator']} {_f(e['beat_f'])}" for e in s["beats"]["overall"])
                 + " (ours gives no beat times)"]
-        lines += ["", "Key, MIREX weighted score (share correct); ours: absent in version 1:",
-                  "", "| group | n | Essentia |", "|---|---|---|"]
+        key_ests = [e for e in ("ours", "essentia") if e in ests]
+        lines += ["", "Key, MIREX weighted score (share correct; ours: kernels.key.key_of):",
+                  "", "| group | n | " + " | ".join(key_ests) + " |",
+                  "|---|---|" + "---|" * len(key_ests)]
         for field, tab in (("family", s["key"]["by_family"]),
                            ("encoding", s["key"]["by_encoding"]),
                            (None, s["key"]["overall"])):
             for grp, per in _by(tab, field).items():
-                x = per.get("essentia")
                 name = _label(field, grp) if field else "**all**"
-                cell = f"{_f(x['score'])} ({_f(x['correct'])})" if x else "-"
-                lines.append(f"| {name} | {per['ours']['n']} | {cell} |")
+                n = next(iter(per.values()))["n"]
+                cells = [f"{_f(per[e]['score'])} ({_f(per[e]['correct'])})" if e in per
+                         else "-" for e in key_ests]
+                lines.append(f"| {name} | {n} | " + " | ".join(cells) + " |")
+        if s.get("pulse_clarity"):
+            lines += ["", "Our pulse_clarity (FLAC median, 10th-90th percentile; median / "
+                          "largest |change| FLAC -> MP3 and FLAC -> OGG):", "",
+                      "| family | n | median | p10-p90 | MP3 change | OGG change |",
+                      "|---|---|---|---|---|---|"]
+            for e in s["pulse_clarity"]:
+                lines.append(
+                    f"| {_label('family', e['family'])} | {e['n']} | {_f(e['median'])} | "
+                    f"{_f(e['p10'])}-{_f(e['p90'])} | {_f(e['mp3_abs_change_median'], '.3f')} / "
+                    f"{_f(e['mp3_abs_change_max'], '.3f')} | "
+                    f"{_f(e['ogg_abs_change_median'], '.3f')} / "
+                    f"{_f(e['ogg_abs_change_max'], '.3f')} |")
     fof = report.get("fof")
     if fof and fof.get("summary"):
         fs = fof["summary"]
@@ -614,9 +665,9 @@ def _versions(essentia_status: str) -> dict[str, Any]:
 def _parser() -> argparse.ArgumentParser:
     p = common.parser(
         script=__file__, quiet=True,
-        description="Ground-truth accuracy of the fingerprint's tempo and onset rate (and the "
-                    "key it lacks) on rendered MIDI clips and the Frets-on-Fire charts, beside "
-                    "librosa and Essentia, scored with mir_eval.")
+        description="Ground-truth accuracy of the fingerprint's tempo, onsets, onset rate and "
+                    "key on rendered MIDI clips and the Frets-on-Fire charts, beside librosa "
+                    "and Essentia, scored with mir_eval.")
     p.add_argument("--work", type=Path, default=DEFAULT_WORK,
                    help=f"folder of rendered clips, reused by later runs (default {DEFAULT_WORK})")
     p.add_argument("--corpus", type=Path, default=None,
@@ -732,9 +783,10 @@ def main(*, argv: list[str] | None = None) -> int:
                           "bpm_range": list(f.bpm), "what": f.what} for f in clips.FAMILIES]},
         "estimators_run": ests,
         "estimators": {
-            "ours": f"engine.decode.fingerprint_file, fingerprint version "
-                    f"{kernels.FINGERPRINT_VERSION}: tempo_bpm, transient_density (a rate: no "
-                    "onset times, no beat times); no key value",
+            "ours": "engine.decode (open_audio, stream) into kernels.Analyzer(onset_times="
+                    f"True), fingerprint version {kernels.FINGERPRINT_VERSION}: tempo_bpm, "
+                    "pulse_clarity, transient_density and its onset times; the key from "
+                    "kernels.key.key_of; no beat times",
             "librosa": "librosa.load (22.05 kHz mono), beat.beat_track, onset.onset_detect, "
                        "defaults" if use_librosa else "not run: --no-librosa",
             "essentia": "MonoLoader(44.1 kHz), RhythmExtractor2013 (multifeature), "

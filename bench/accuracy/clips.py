@@ -622,6 +622,6 @@ def write_midi(clip: Clip, path: str) -> None:
             inst.control_changes.append(pretty_midi.ControlChange(cc, value, 0.0))
         instruments[name] = inst
         pm.instruments.append(inst)
-    for part, pitch, start, end, vel in clip.notes:
-        instruments[part].notes.append(pretty_midi.Note(vel, pitch, start, end))
+    for part_name, pitch, start, end, vel in clip.notes:
+        instruments[part_name].notes.append(pretty_midi.Note(vel, pitch, start, end))
     pm.write(path)

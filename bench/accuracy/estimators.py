@@ -2,9 +2,11 @@
 
 Runs in the worker processes (:func:`init_worker` once, then :func:`analyse` per file):
 
-- **ours**: ``engine.decode.fingerprint_file`` (fingerprint version 1): ``tempo_bpm`` and
-  ``transient_density`` (onsets per active second); version 1 has no key and gives no onset
-  or beat times, only the rate;
+- **ours**: the file decoded by ``engine.decode`` (``open_audio``, ``stream``: what
+  ``fingerprint_file`` does) into ``kernels.Analyzer(..., onset_times=True)``: ``tempo_bpm``,
+  ``pulse_clarity``, ``transient_density`` (onsets per active second), the onset times the
+  density counts, and the key label ``kernels.key.key_of`` reads from the fingerprint; no beat
+  times;
 - **librosa** as a user runs it, defaults throughout: ``librosa.load(path)`` (22.05 kHz mono),
   ``librosa.beat.beat_track(y=y, sr=sr, units="time")`` and
   ``librosa.onset.onset_detect(y=y, sr=sr, units="time")``;
@@ -246,16 +248,26 @@ def init_worker(use_librosa: bool, use_essentia: bool) -> None:
             _STATE["essentia"] = es
 
 
-def _ours(path: str) -> dict[str, Any]:
-    """Our fingerprint's rhythm values (version 1 has no key)."""
-    from engine.decode import fingerprint_file
+def _ours(path: str) -> tuple[dict[str, Any], np.ndarray]:
+    """Our fingerprint's rhythm values and key, and the onset times behind its density."""
+    from engine.decode import DEFAULT_BLOCK_FRAMES, open_audio, stream
+    from kernels import Analyzer
+    from kernels.key import key_of
 
     t0 = time.perf_counter()
-    values = fingerprint_file(path).as_dict()
-    return {"tempo_bpm": float(values["tempo_bpm"]),
-            "transient_density": float(values["transient_density"]),
-            "rhythm_stability": float(values["rhythm_stability"]),
-            "key": None, "s": time.perf_counter() - t0}
+    with open_audio(path) as source:
+        analyzer = Analyzer(source.samplerate, source.channels, onset_times=True)
+        pcm = np.empty((DEFAULT_BLOCK_FRAMES, source.channels), dtype=np.float32)
+        stream(source, analyzer, pcm)
+        values = analyzer.finish().as_dict()
+    key = key_of(values)
+    return ({"tempo_bpm": float(values["tempo_bpm"]),
+             "pulse_clarity": float(values["pulse_clarity"]),
+             "transient_density": float(values["transient_density"]),
+             "key": key.label if key is not None else None,
+             "key_strength": key.strength if key is not None else None,
+             "n_onsets": len(analyzer.onset_times), "s": time.perf_counter() - t0},
+            np.asarray(analyzer.onset_times, dtype=float))
 
 
 def _librosa(path: str) -> tuple[dict[str, Any], np.ndarray, np.ndarray]:
@@ -328,10 +340,15 @@ def analyse(job: dict[str, Any]) -> dict[str, Any]:
                         "n_onsets": len(ref_onsets) if has_onsets else None,
                         "onset_rate": true_rate}
         del data
-        ours = _ours(path)
+        ours, onsets = _ours(path)
         ours.update(tempo_scores(ours["tempo_bpm"], ref_tempo, ref_range))
         ours["density_rel_err"] = density_error(ours["transient_density"], true_rate)
+        if has_onsets:
+            ours["onsets"] = onset_scores(ref_onsets, onsets)
+        if truth_in.get("key"):
+            ours["key_scores"] = key_scores(truth_in["key"], ours["key"])
         row["ours"] = ours
+        arrays["ours"] = onsets
         if _STATE.get("librosa"):
             lib, beats, onsets = _librosa(path)
             lib.update(tempo_scores(lib["tempo_bpm"], ref_tempo, ref_range))
