@@ -16,11 +16,21 @@ ratio of end-to-end to decode-only throughput (``decode_s / e2e_s``, the project
 ``--cold``, empty) and the memory the analyzer adds while it fingerprints a long synthetic track
 generated block by block.
 
+With ``--baseline REV`` it instead compares two versions of the code: ``fingerprint_file`` of
+this working tree against that of git revision REV (checked out in a temporary detached
+worktree, removed at the end), each served by its own long-lived, warmed-up interpreter that
+imports its tree's ``kernels`` and ``engine``; file by file, both trees in turn (the first one
+alternating between repeats), it reports per tree and format the total analysis seconds and
+x-realtime, and the ratio current/baseline per repeat. Start-up (the baseline compiles its
+Numba cache) is reported apart and excluded.
+
 Usage::
 
     .venv/bin/python bench/kernel_speed.py --synthetic 3 --seconds 240 -o bench/results/x.json
     .venv/bin/python bench/kernel_speed.py /work/corpus-small --repeats 3 -o out.json
     .venv/bin/python bench/kernel_speed.py /work/corpus-small --to-flac /work/corpus-small-flac
+    .venv/bin/python bench/kernel_speed.py /work/corpus-small --baseline HEAD --limit 12 \
+        --repeats 3 --no-start --no-memory -o ab.json
 
 bench/README.md explains each figure.
 """
@@ -35,9 +45,11 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import common  # noqa: I001
 
 import argparse
+import contextlib
 import gc
 import json
 import resource
+import signal
 import subprocess
 import tempfile
 import threading
@@ -665,6 +677,549 @@ def memory(*, kernels: Any, seconds: float, block_frames: int, workdir: Path) ->
 
 
 # --------------------------------------------------------------------------------------------
+# The current tree against a baseline revision (--baseline REV), interleaved in one run
+# --------------------------------------------------------------------------------------------
+
+#: Code of a long-lived child that serves one tree (its cwd and first PYTHONPATH entry): it
+#: imports that tree's ``kernels`` and ``engine``, calls ``warmup()``, says so on one line of
+#: JSON, then answers one JSON line per request line on stdin until EOF. ``sys.argv[1]`` is
+#: this bench/ folder (``common.py``: one thread per library, the priming music); it is appended
+#: to ``sys.path`` so that nothing in it can shadow the tree's packages.
+SERVE_CODE = """\
+import time
+t0 = time.time()
+import json, os, sys
+sys.path.append(sys.argv[1])
+import common
+import numpy as np
+import kernels
+import engine.decode
+from engine.decode import fingerprint_file
+t1 = time.time()
+kernels.warmup()
+t2 = time.time()
+reply = os.fdopen(os.dup(1), "w", buffering=1)
+os.dup2(2, 1)  # a stray print of the tree's code goes to stderr, never into the replies
+reply.write(json.dumps({
+    "t0": t0, "t1": t1, "t2": t2, "pid": os.getpid(),
+    "kernels_file": os.path.realpath(kernels.__file__),
+    "engine_file": os.path.realpath(engine.decode.__file__),
+    "fingerprint_version": getattr(kernels, "FINGERPRINT_VERSION", None),
+    "fingerprint_names": list(getattr(kernels, "FINGERPRINT_NAMES", ())),
+    "threads_env": {k: os.environ.get(k) for k in common.SINGLE_THREAD_ENV},
+}) + "\\n")
+for line in sys.stdin:
+    req = json.loads(line)
+    try:
+        if req["op"] == "prime":
+            c0 = time.perf_counter()
+            for sr, ch in req["configs"]:
+                a = kernels.Analyzer(sr, ch)
+                if ch in (1, 2):
+                    for block in common.music_blocks(seconds=3.0, sample_rate=sr, channels=ch,
+                                                     block_frames=req["block_frames"]):
+                        a.feed(block)
+                else:
+                    rng = np.random.default_rng(0)
+                    a.feed((0.1 * rng.standard_normal((3 * sr, ch))).astype(np.float32))
+                a.finish()
+            out = {"wall_s": time.perf_counter() - c0}
+        else:
+            c0 = time.process_time()
+            w0 = time.perf_counter()
+            fp = fingerprint_file(req["path"], block_frames=req["block_frames"])
+            w1 = time.perf_counter()
+            c1 = time.process_time()
+            out = {"wall_s": w1 - w0, "cpu_s": c1 - c0,
+                   "values": [float(v) for v in np.asarray(fp.as_array(), dtype=np.float64)]}
+    except Exception as exc:
+        out = {"error": f"{type(exc).__name__}: {exc}"}
+    reply.write(json.dumps(out) + "\\n")
+"""
+
+#: The two trees of a comparison, in the order of the report.
+TREES = ("current", "baseline")
+
+
+def _git(*args: str, repo: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True,
+                          timeout=300, check=False)
+
+
+def resolve_revision(*, rev: str, repo: Path) -> str:
+    """The commit hash a git revision names (``git rev-parse --verify REV^{commit}``).
+
+    Parameters
+    ----------
+    rev : str
+        A revision: ``HEAD``, a branch, a tag, a (short) hash.
+    repo : Path
+        The repository.
+
+    Returns
+    -------
+    str
+        40 hex digits.
+
+    Raises
+    ------
+    ValueError
+        When git does not know the revision (or ``repo`` is no repository).
+    """
+    try:
+        res = _git("rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}", repo=repo)
+    except (OSError, subprocess.SubprocessError) as exc:
+        raise ValueError(f"git rev-parse failed: {exc}") from exc
+    if res.returncode != 0 or not res.stdout.strip():
+        raise ValueError(f"{rev!r} is no commit of {repo} ({res.stderr.strip() or 'unknown'})")
+    return res.stdout.strip()
+
+
+@contextlib.contextmanager
+def baseline_worktree(*, repo: Path, commit: str, path: Path, log: bool) -> Iterator[Path]:
+    """A temporary detached git worktree of ``commit``, removed again on leaving (errors too).
+
+    Only ``git worktree add --detach`` and ``git worktree remove --force`` run: the
+    repository's own working tree, index and branch are not touched.
+
+    Parameters
+    ----------
+    repo : Path
+        The repository (the folder holding bench/).
+    commit : str
+        What to check out (a resolved hash).
+    path : Path
+        Where; must not exist yet.
+    log : bool
+        Say what happens on stderr.
+
+    Yields
+    ------
+    Path
+        ``path``, holding the revision's files.
+    """
+    res = _git("worktree", "add", "--detach", str(path), commit, repo=repo)
+    if res.returncode != 0:
+        raise RuntimeError(f"git worktree add failed ({res.returncode}): {res.stderr.strip()}")
+    if log:
+        print(f"# baseline worktree of {commit[:12]} at {path}", file=sys.stderr)
+    try:
+        yield path
+    finally:
+        res = _git("worktree", "remove", "--force", str(path), repo=repo)
+        if res.returncode != 0:
+            print(f"WARNING: git worktree remove --force {path} failed: {res.stderr.strip()}; "
+                  f"run `git -C {repo} worktree prune` once the folder is gone", file=sys.stderr)
+        elif log:
+            print(f"# baseline worktree removed ({path})", file=sys.stderr)
+
+
+class TreeChild:
+    """A long-lived interpreter that fingerprints files with one tree's code, on request.
+
+    It runs :data:`SERVE_CODE` with ``cwd=tree`` and ``PYTHONPATH=tree`` (ahead of anything
+    already there), one thread per numeric library (:data:`common.SINGLE_THREAD_ENV`), stderr
+    to a file. The constructor waits until the child has called ``kernels.warmup()`` and checks
+    that the ``kernels`` and ``engine`` it imported lie inside ``tree`` (the editable install of
+    the project must not win over PYTHONPATH).
+
+    Parameters
+    ----------
+    name : str
+        ``current`` or ``baseline``.
+    tree : Path
+        The source tree whose packages the child imports.
+    stderr_path : Path
+        The child's stderr (its tail is quoted when the child fails).
+    """
+
+    def __init__(self, *, name: str, tree: Path, stderr_path: Path) -> None:
+        self.name = name
+        self.tree = tree.resolve()
+        self.stderr_path = stderr_path
+        cache = self.tree / "kernels" / "__pycache__"
+        self.numba_index_at_start = cache.is_dir() and any(cache.glob("*.nbi"))
+        env = dict(os.environ)
+        env.update(common.SINGLE_THREAD_ENV)
+        env["PYTHONPATH"] = os.pathsep.join(
+            p for p in (str(self.tree), os.environ.get("PYTHONPATH")) if p)
+        self._err = open(stderr_path, "wb")  # closed in close()
+        spawn = time.time()
+        t0 = time.perf_counter()
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", SERVE_CODE, str(Path(__file__).resolve().parent)],
+            cwd=self.tree, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            stderr=self._err, text=True, bufsize=1)
+        try:
+            ready = self._read()
+        except BaseException:  # an error, Ctrl-C or SIGTERM while it starts: leave no orphan
+            self.proc.kill()
+            self.close()
+            raise
+        warm = time.perf_counter() - t0
+        self.ready = ready
+        kernels_file = Path(ready["kernels_file"])
+        engine_file = Path(ready["engine_file"])
+        inside = [f.is_relative_to(self.tree) for f in (kernels_file, engine_file)]
+        self.start = {
+            "spawn_to_warm_s": warm,
+            "interpreter_s": ready["t0"] - spawn,
+            "import_s": ready["t1"] - ready["t0"],
+            "warmup_s": ready["t2"] - ready["t1"],
+            "numba_index_files_at_start": self.numba_index_at_start,
+        }
+        if not all(inside):
+            self.close()
+            raise RuntimeError(f"the {name} child imported {kernels_file} and {engine_file}, "
+                               f"not the packages of {self.tree}: PYTHONPATH did not win")
+
+    def _read(self) -> dict[str, Any]:
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline()
+        if not line:
+            self.proc.wait(timeout=30)
+            self._err.flush()
+            tail = self.stderr_path.read_bytes()[-3000:].decode("utf-8", "replace")
+            raise RuntimeError(f"the {self.name} child ({self.tree}) exited "
+                               f"({self.proc.returncode}):\n{tail}")
+        return dict(json.loads(line))
+
+    def request(self, **req: Any) -> dict[str, Any]:
+        """Send one request, wait for its answer.
+
+        Parameters
+        ----------
+        **req
+            ``op="fingerprint", path=..., block_frames=...`` or ``op="prime", configs=[(sr,
+            channels), ...], block_frames=...``.
+
+        Returns
+        -------
+        dict
+            ``wall_s``, ``cpu_s`` (process CPU seconds) and ``values`` for a fingerprint;
+            ``wall_s`` for priming; ``error`` when the tree's code raised.
+        """
+        assert self.proc.stdin is not None
+        try:
+            self.proc.stdin.write(json.dumps(req) + "\n")
+            self.proc.stdin.flush()
+        except BrokenPipeError:
+            pass  # the child is gone: _read says why
+        return self._read()
+
+    def cpu_s(self) -> float:
+        """CPU seconds the child used so far (0.0 once it is gone).
+
+        Returns
+        -------
+        float
+        """
+        try:
+            t = psutil.Process(self.proc.pid).cpu_times()
+        except psutil.Error:
+            return 0.0
+        return float(t.user + t.system)
+
+    def close(self) -> None:
+        """End the child: EOF on its stdin, then terminate / kill if it lingers."""
+        try:
+            if self.proc.stdin is not None:
+                self.proc.stdin.close()
+        except OSError:
+            pass
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
+        self._err.close()
+
+
+def _snapshot_with(children: list[TreeChild]) -> dict[str, float]:
+    """:func:`common.cpu_snapshot` with the live children's CPU counted as ours."""
+    snap = common.cpu_snapshot()
+    snap["own"] += sum(c.cpu_s() for c in children)
+    return snap
+
+
+def compare_with_baseline(
+    *, rev: str, commit: str, repo: Path, files: list[Path], root: Path, repeats: int,
+    block_frames: int, workdir: Path, log: bool,
+) -> dict[str, Any]:
+    """Time ``fingerprint_file`` of the current tree against revision ``rev``'s, interleaved.
+
+    A detached worktree of ``commit`` is made under ``workdir`` and two :class:`TreeChild`
+    processes are started one after the other: the current tree (``repo``) and the baseline
+    (the worktree). A fresh worktree has no Numba cache, so the baseline child compiles every
+    kernel on its start; start-up (spawn to warm) is reported apart and is in no other figure.
+    Each file is decoded once here first (exact frame count, page cache), each child runs one
+    untimed short analysis per (rate, channels) present (FFT plans), then for each repeat, for
+    each file, both children fingerprint it in turn, the current tree first on even repeats and
+    the baseline first on odd ones. Children and worktree are removed on leaving, on errors
+    and on Ctrl-C too.
+
+    Parameters
+    ----------
+    rev : str
+        The revision as given.
+    commit : str
+        Its hash.
+    repo : Path
+        The repository: the current tree.
+    files : list of Path
+        Audio files.
+    root : Path
+        Folder the reported names are relative to.
+    repeats : int
+        Interleaved repeats.
+    block_frames : int
+        Passed to ``fingerprint_file``.
+    workdir : Path
+        Scratch folder (worktree, children's stderr).
+    log : bool
+        Progress on stderr.
+
+    Returns
+    -------
+    dict
+        ``rev``, ``commit``, ``trees`` (per tree: path, kernels and engine files, fingerprint
+        version, kernels source digest, start-up), ``tracks`` (per file and tree every repeat's
+        wall and CPU seconds), ``formats`` and ``overall`` (:func:`_ab_group`), ``order`` (which
+        tree went first in each repeat), ``repeats_interference``, ``errors``.
+    """
+    infos: list[dict[str, Any]] = []
+    for path in files:
+        row: dict[str, Any] = {"file": path.relative_to(root).as_posix(),
+                               "format": _format_of(path), "bytes": path.stat().st_size}
+        try:
+            info = sf.info(str(path))
+            row.update(samplerate=info.samplerate, channels=info.channels, subtype=info.subtype,
+                       container=info.format)
+            _, row["frames"] = common.decode_only(
+                path=path, buffer=np.empty((block_frames, info.channels), dtype=np.float32))
+            row["seconds"] = row["frames"] / info.samplerate
+        except Exception as exc:  # soundfile raises LibsndfileError / RuntimeError / OSError
+            row["error"] = f"{type(exc).__name__}: {exc}"
+        infos.append(row)
+    ok = [(p, r) for p, r in zip(files, infos, strict=True) if "error" not in r]
+    configs = sorted({(r["samplerate"], r["channels"]) for _, r in ok})
+
+    trees_out: dict[str, Any] = {}
+    children: dict[str, TreeChild] = {}
+    previous_term = signal.getsignal(signal.SIGTERM)
+
+    def on_term(signum: int, frame: Any) -> None:
+        raise SystemExit(128 + signum)  # unwinds through the finally blocks below
+
+    signal.signal(signal.SIGTERM, on_term)
+    try:
+        with baseline_worktree(repo=repo, commit=commit, path=workdir / "baseline-tree",
+                               log=log) as tree:
+            for name, path in (("current", repo), ("baseline", tree)):
+                if log:
+                    print(f"# starting the {name} child ({path})"
+                          + (": a fresh worktree has no Numba cache, every kernel compiles now"
+                             " (excluded from every figure)" if name == "baseline" else ""),
+                          file=sys.stderr)
+                child = TreeChild(name=name, tree=path, stderr_path=workdir / f"{name}.stderr")
+                children[name] = child
+                kdir = Path(child.ready["kernels_file"]).parent
+                trees_out[name] = {
+                    "path": str(child.tree),
+                    "kernels_path": str(kdir),
+                    "engine_decode_path": child.ready["engine_file"],
+                    "kernels_source_sha256": common.source_digest(directory=kdir),
+                    "fingerprint_version": child.ready["fingerprint_version"],
+                    "fingerprint_names": child.ready["fingerprint_names"],
+                    "threads_env": child.ready["threads_env"],
+                    "pid": child.ready["pid"],
+                    "start": child.start,
+                }
+                if log:
+                    s = child.start
+                    print(f"  {name}: spawn to warm {s['spawn_to_warm_s']:.2f} s (import "
+                          f"{s['import_s']:.2f}, warmup {s['warmup_s']:.2f}); kernels from "
+                          f"{kdir}", file=sys.stderr)
+            for name, child in children.items():
+                trees_out[name]["priming_s"] = child.request(
+                    op="prime", configs=configs, block_frames=block_frames).get("wall_s")
+
+            runs: dict[str, dict[str, list[dict[str, Any]]]] = {
+                name: {r["file"]: [] for _, r in ok} for name in TREES}
+            order: list[list[str]] = []
+            repeat_load = []
+            live = list(children.values())
+            for rep in range(repeats):
+                first_second = list(TREES) if rep % 2 == 0 else list(reversed(TREES))
+                order.append(first_second)
+                t_rep = time.perf_counter()
+                cpu0 = _snapshot_with(live)
+                for path, row in ok:
+                    if "error" in row:
+                        continue
+                    for name in first_second:
+                        res = children[name].request(op="fingerprint", path=str(path),
+                                                     block_frames=block_frames)
+                        if "error" in res:
+                            row["error"] = f"{name}: {res['error']}"
+                            print(f"  ERROR {row['file']}: {row['error']}", file=sys.stderr)
+                            break
+                        runs[name][row["file"]].append(res)
+                load = common.other_cpu(start=cpu0, end=_snapshot_with(live),
+                                        wall_s=time.perf_counter() - t_rep)
+                repeat_load.append(load)
+                if log:
+                    print(f"  repeat {rep + 1}/{repeats} ({first_second[0]} first): "
+                          f"{load['wall_s']:.1f} s, other processes "
+                          f"{load['other_cpu_share_of_wall']:.0%} of a core", file=sys.stderr)
+    finally:
+        for child in children.values():
+            child.close()
+        signal.signal(signal.SIGTERM, previous_term)
+
+    tracks: list[dict[str, Any]] = []
+    for row in infos:
+        if "error" in row or not runs["current"].get(row["file"]):
+            tracks.append(dict(row))
+            continue
+        per_tree = {}
+        for name in TREES:
+            rs = runs[name][row["file"]]
+            first = rs[0]["values"]
+            wall = common.median([r["wall_s"] for r in rs])
+            per_tree[name] = {
+                "wall_s": wall,
+                "xrt": row["seconds"] / wall if wall > 0 else None,
+                "runs_wall_s": [r["wall_s"] for r in rs],
+                "runs_cpu_s": [r["cpu_s"] for r in rs],
+                "fingerprint": first,
+                "fingerprint_finite": bool(np.all(np.isfinite(first))),
+                "fingerprint_identical_across_runs": all(r["values"] == first for r in rs),
+            }
+        cur, base = per_tree["current"]["wall_s"], per_tree["baseline"]["wall_s"]
+        row.update(per_tree, ratio_current_over_baseline=cur / base if base > 0 else None)
+        tracks.append(row)
+        if log:
+            ratio = _fmt(row["ratio_current_over_baseline"], ".3f")
+            print(f"  {row['file'][:56]:56s} {row['seconds']:7.1f} s  baseline {base:6.3f}  "
+                  f"current {cur:6.3f}  current/baseline {ratio}", file=sys.stderr)
+
+    measured = [t for t in tracks if "current" in t]
+    return {
+        "rev": rev,
+        "commit": commit,
+        "trees": trees_out,
+        "kernels_sources_identical": (trees_out["current"]["kernels_source_sha256"]
+                                      == trees_out["baseline"]["kernels_source_sha256"]),
+        "order": order,
+        "tracks": tracks,
+        "formats": {fmt: _ab_group([t for t in measured if t["format"] == fmt])
+                    for fmt in sorted({t["format"] for t in measured})},
+        "overall": _ab_group(measured),
+        "repeats_interference": repeat_load,
+        "errors": [{"file": t["file"], "error": t["error"]} for t in tracks if "error" in t],
+    }
+
+
+def _ab_group(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Per tree the per-repeat totals of a group of tracks, and current/baseline per repeat."""
+    if not rows:
+        return {"files": 0}
+    audio = sum(t["seconds"] for t in rows)
+    n_rep = min(len(t[name]["runs_wall_s"]) for t in rows for name in TREES)
+    out: dict[str, Any] = {"files": len(rows), "audio_s": audio}
+    totals: dict[str, list[float]] = {}
+    for name in TREES:
+        wall = [sum(t[name]["runs_wall_s"][i] for t in rows) for i in range(n_rep)]
+        cpu = [sum(t[name]["runs_cpu_s"][i] for t in rows) for i in range(n_rep)]
+        totals[name] = wall
+        med = common.median(wall)
+        out[name] = {
+            "analysis_s": common.spread(wall),
+            "xrt": audio / med if med > 0 else None,
+            "xrt_range": [audio / max(wall), audio / min(wall)] if min(wall) > 0 else None,
+            "cpu_s": common.spread(cpu),
+            "per_repeat_s": wall,
+            "per_repeat_cpu_s": cpu,
+        }
+    ratios = [c / b for c, b in zip(totals["current"], totals["baseline"], strict=True) if b > 0]
+    out["ratio_current_over_baseline"] = {**common.spread(ratios), "per_repeat": ratios}
+    return out
+
+
+def baseline_summary(*, comparison: dict[str, Any], block_frames: int) -> str:
+    """The markdown digest of :func:`compare_with_baseline`, for stderr.
+
+    Parameters
+    ----------
+    comparison : dict
+        What :func:`compare_with_baseline` returned.
+    block_frames : int
+        The block size used.
+
+    Returns
+    -------
+    str
+        A heading line, a table per format and overall, start-up lines.
+    """
+    c = comparison
+    trees = c["trees"]
+    o = c["overall"]
+    n_rep = len(c["order"])
+    lines = [
+        f"### kernels: current tree vs baseline `{c['rev']}` ({c['commit'][:12]})",
+        "",
+        f"{o.get('files', 0)} files, {o.get('audio_s', 0.0) / 60:.1f} min of audio, {n_rep} "
+        f"repeats interleaved (file by file, both trees in turn, first tree alternating), blocks "
+        f"of {block_frames} frames, 1 thread per child. Fingerprint version: current "
+        f"{trees['current']['fingerprint_version']}, baseline "
+        f"{trees['baseline']['fingerprint_version']}. Analysis s = wall seconds of "
+        "`fingerprint_file` (decode included): median (min-max) of the per-repeat totals; "
+        "current/baseline per repeat, < 1 means the current tree is faster.",
+        "",
+        "| format | files | audio min | baseline s | baseline xRT | current s | current xRT "
+        "| current/baseline |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for name, g in [*c["formats"].items(), ("**all**", o)]:
+        if not g.get("files"):
+            continue
+        cells = []
+        for tree in ("baseline", "current"):
+            a = g[tree]["analysis_s"]
+            cells.append(f"{a['median']:.2f} ({a['min']:.2f}-{a['max']:.2f})")
+            cells.append(_fmt(g[tree]["xrt"], ".1f"))
+        r = g["ratio_current_over_baseline"]
+        lines.append(f"| {name} | {g['files']} | {g['audio_s'] / 60:.1f} | " + " | ".join(cells)
+                     + f" | {_fmt(r['median'], '.3f')} ({_fmt(r['min'], '.3f')}-"
+                       f"{_fmt(r['max'], '.3f')}) |")
+    lines.append("")
+    for tree in TREES:
+        s = trees[tree]["start"]
+        note = ("" if s["numba_index_files_at_start"] else
+                ", no Numba cache at start: the kernels compiled")
+        lines.append(f"- start-up of the {tree} child (excluded from the figures above): spawn to "
+                     f"warm {s['spawn_to_warm_s']:.2f} s (import {s['import_s']:.2f}, warmup "
+                     f"{s['warmup_s']:.2f}{note}); kernels `{trees[tree]['kernels_path']}`")
+    if c["kernels_sources_identical"]:
+        lines.append("- WARNING: both trees have the same kernels sources: this compares the "
+                     "code with itself")
+    bad = [t["file"] for t in c["tracks"] if "current" in t and not all(
+        t[k]["fingerprint_identical_across_runs"] and t[k]["fingerprint_finite"] for k in TREES)]
+    if bad:
+        lines.append(f"- WARNING: {len(bad)} files gave a non-finite or varying fingerprint")
+    if c["errors"]:
+        lines.append(f"- ERRORS: {len(c['errors'])} files failed (see `baseline.errors`)")
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------------------------
 # Report
 # --------------------------------------------------------------------------------------------
 
@@ -710,6 +1265,9 @@ def human_summary(*, report: dict[str, Any]) -> str:
             lines.append("stages (s): " + ", ".join(parts))
         if res["errors"]:
             lines.append(f"ERRORS: {len(res['errors'])} files failed (see 'errors')")
+    if report.get("baseline"):
+        lines.append(baseline_summary(comparison=report["baseline"],
+                                      block_frames=s["block_frames"]))
     st = report.get("start")
     if st:
         w = st["warm"]
@@ -769,6 +1327,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--to-flac", type=Path, metavar="DIR",
                    help="only convert CORPUS to 16-bit FLAC under DIR (same relative names) and "
                         "write DIR/manifest.tsv; no measurement")
+    p.add_argument("--baseline", metavar="REV",
+                   help="instead of the decode-only comparison, time fingerprint_file of this "
+                        "working tree against git revision REV's (a temporary worktree), "
+                        "interleaved in one run, each in its own long-lived process")
     p.add_argument("--memory-child", action="store_true", help=argparse.SUPPRESS)
     return p
 
@@ -805,6 +1367,12 @@ def main(*, argv: list[str] | None = None) -> int:
     if args.corpus is not None and not args.corpus.is_dir():
         parser.error(f"{args.corpus} is not a folder")
     log = not args.quiet
+    commit = None
+    if args.baseline is not None:
+        try:
+            commit = resolve_revision(rev=args.baseline, repo=common.REPO)
+        except ValueError as exc:
+            parser.error(f"--baseline: {exc}")
 
     import kernels
 
@@ -833,14 +1401,29 @@ def main(*, argv: list[str] | None = None) -> int:
         if not files:
             parser.error(f"no audio files under {root}")
 
-        t0 = time.perf_counter()
-        kernels.warmup()
-        warmup_s = time.perf_counter() - t0
-        if log:
-            print(f"# kernels.warmup() {warmup_s:.2f} s; measuring {len(files)} files",
-                  file=sys.stderr)
-        results = measure_corpus(kernels=kernels, files=files, root=root, repeats=args.repeats,
-                                 block_frames=args.block_frames, log=log)
+        results = comparison = warmup_s = None
+        if args.baseline is not None:
+            assert commit is not None
+            if log:
+                print(f"# current tree against {args.baseline} ({commit[:12]}): "
+                      f"{len(files)} files", file=sys.stderr)
+            comparison = compare_with_baseline(
+                rev=args.baseline, commit=commit, repo=common.REPO, files=files, root=root,
+                repeats=args.repeats, block_frames=args.block_frames, workdir=workdir, log=log)
+            repeats_load = comparison["repeats_interference"]
+            errors = comparison["errors"]
+        else:
+            t0 = time.perf_counter()
+            kernels.warmup()
+            warmup_s = time.perf_counter() - t0
+            if log:
+                print(f"# kernels.warmup() {warmup_s:.2f} s; measuring {len(files)} files",
+                      file=sys.stderr)
+            results = measure_corpus(kernels=kernels, files=files, root=root,
+                                     repeats=args.repeats, block_frames=args.block_frames,
+                                     log=log)
+            repeats_load = results["repeats_interference"]
+            errors = results["errors"]
         phases: dict[str, Any] = {}
         start = None
         if not args.no_start:
@@ -862,12 +1445,15 @@ def main(*, argv: list[str] | None = None) -> int:
             phases["memory"] = common.other_cpu(start=cpu0, end=common.cpu_snapshot(),
                                                 wall_s=time.perf_counter() - t_phase)
 
-    measured = [t for t in results["tracks"] if "seconds" in t]
+    tracks = (comparison or results or {})["tracks"]
+    measured = [t for t in tracks if ("current" if comparison else "seconds") in t]
     formats_count: dict[str, int] = {}
-    for t in results["tracks"]:
+    for t in tracks:
         formats_count[t["format"]] = formats_count.get(t["format"], 0) + 1
+    schema = ("fingerprint-engine/bench-kernels-vs-baseline/1" if comparison
+              else "fingerprint-engine/bench-kernels/1")
     report = {
-        **common.report_head(schema="fingerprint-engine/bench-kernels/1", kernels=kernels),
+        **common.report_head(schema=schema, kernels=kernels),
         "settings": {
             "repeats": args.repeats,
             "block_frames": args.block_frames,
@@ -875,6 +1461,9 @@ def main(*, argv: list[str] | None = None) -> int:
             "cold": args.cold,
             "memory_seconds": None if args.no_memory else args.memory_seconds,
             "statistic": "median over repeats per track; groups sum the per-track medians",
+            **({"baseline": args.baseline, "statistic":
+                "per tree and group: median, min and max over repeats of the group's total; "
+                "current/baseline per repeat"} if comparison else {}),
         },
         "corpus": {
             "path": corpus_path,
@@ -884,18 +1473,19 @@ def main(*, argv: list[str] | None = None) -> int:
             "files": len(files),
             "measured": len(measured),
             "audio_s": sum(t["seconds"] for t in measured),
-            "bytes": sum(t["bytes"] for t in results["tracks"]),
+            "bytes": sum(t["bytes"] for t in tracks),
             "formats": formats_count,
         },
         "in_process_warmup_s": warmup_s,
         "results": results,
+        **({"baseline": comparison} if comparison else {}),
         "start": start,
         "memory": mem,
         "bench_wall_s": time.perf_counter() - started,
         "interference": {
             **common.other_cpu(start=cpu_start, end=common.cpu_snapshot(),
                                wall_s=time.perf_counter() - started),
-            "repeats": results["repeats_interference"],
+            "repeats": repeats_load,
             **phases,
             "loadavg_start": list(load_start),
             "loadavg_end": list(os.getloadavg()),
@@ -905,7 +1495,7 @@ def main(*, argv: list[str] | None = None) -> int:
     }
     report = common.jsonable(report)
     common.write_report(report=report, output=args.output, summary=human_summary(report=report))
-    return 1 if results["errors"] else 0
+    return 1 if errors else 0
 
 
 if __name__ == "__main__":
