@@ -71,16 +71,25 @@ from kernels import FINGERPRINT_NAMES, FINGERPRINT_VERSION
 from kernels.neighbours import near_pairs, weighted_distances
 
 _COL = {name: i for i, name in enumerate(FINGERPRINT_NAMES)}
-_BANDS = [_COL[n] for n in ("sub_bass_pct", "bass_pct", "low_mid_pct", "mid_pct",
-                            "upper_mid_pct", "presence_pct", "air_pct")]
-#: Dirichlet concentration of the seven band shares: a mean spectrum weighted to bass and low
-#: mids, as real mixes are (the medians of the small corpus: 0.05 0.47 0.21 0.16 0.02 0.003 0.002).
-_BAND_ALPHA = np.array([0.3, 2.25, 1.1, 0.95, 0.15, 0.04, 0.075])
+#: The six band levels, dB relative to the mid band (500-2000 Hz), clamped to +-80.
+_BANDS = [_COL[n] for n in ("sub_bass_db", "bass_db", "low_mid_db", "upper_mid_db",
+                            "presence_db", "air_db")]
+#: Values bounded to [lo, hi] by their definition (docs/FINGERPRINT.md), for the resampler.
+_BOUNDED = {"pulse_clarity": (0.0, 1.0), "harmonic_ratio": (0.0, 1.0),
+            "peak_consistency": (0.0, 1.0), "chroma_energy": (1.0 / 12.0, 1.0),
+            "key_mode": (-1.0, 1.0), "phase_correlation": (-1.0, 1.0),
+            **{FINGERPRINT_NAMES[k]: (-80.0, 80.0) for k in _BANDS}}
+#: Values that are never negative.
+_NON_NEGATIVE = ("crest_db", "loudness_range", "dynamic_range_variation", "tempo_bpm",
+                 "transient_density", "spectral_centroid")
 #: Share of the tracks that are an exact copy (same content key) of another, and share that are
 #: the same music in another encoding (another content key, values within a few thousandths).
 EXACT_SHARE = 0.001
 NEAR_SHARE = 0.001
 MARKER = "bench-complete.json"
+#: Version of :func:`synthetic_values` (and of the resampler): a kept store built by another
+#: one is rebuilt, not reused. 2: the version-2 fingerprint's values.
+GENERATOR = 2
 
 
 # --------------------------------------------------------------------------------------------
@@ -89,13 +98,31 @@ MARKER = "bench-complete.json"
 
 
 def synthetic_values(*, rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray]:
-    """Draw ``n`` plausible fingerprints, each value from a distribution like real music's.
+    """Draw ``n`` plausible version-2 fingerprints, with the correlations real mixes have.
 
-    Bands from a Dirichlet (they sum to 1); ``bass_mid_ratio`` follows from them; LUFS -30..-6;
-    tempo 60-200 BPM; centroid 500-6000 Hz (log-uniform), rolloff 1.3-2.5 times it; flatness
-    1e-6..0.05 (log-uniform); 0..1 values from beta distributions near the small corpus's
-    medians; a quarter of the tracks without a stable pitch and 5 % mono (width 0, correlation
-    1). Durations: log-normal around 230 s, clipped to 60-600 s.
+    Four hidden factors per track, each N(0, 1), tie the values together as in real music:
+    *brightness* ``t`` (the spectral tilt: the upper bands, the centroid up, the first MFCC
+    down), *bass weight* ``b`` (sub-bass, bass), *loudness* ``e`` (LUFS up, crest and loudness
+    range down: a loud master is a compressed one) and, through ``pulse_clarity``, the beat
+    (more onsets, a little less harmonic energy). Medians and spreads are about those of the
+    shared corpus:
+
+    - band levels (dB relative to 500-2000 Hz): sub-bass about -2 (-35..+15), bass +5.5
+      (-8..+16), low mid +1 (-8..+8), upper mid -8.5 (-28..0), presence -15.5 (-42..-2), air
+      -16 (-45..-2); each with its own noise besides ``t`` and ``b``;
+    - LUFS -14.5 +- 3 (-35..-5); crest 16.5 dB; LRA log-normal around 7.5 LU; the per-second
+      peak spread log-normal around 1.6 dB; peak consistency about 0.75;
+    - tempo log-normal around 125 BPM (50-250); pulse clarity beta(1.6, 2.4); onsets
+      log-normal around 3 /s (0.05-15); centroid log-normal around 1450 Hz (300-9000 Hz);
+      harmonic ratio about 0.88 (1 - beta(1.8, 14)); chroma energy 1/12 + beta(1.5, 25) x 11/12;
+    - key: a random relative-major position on the circle of fifths (12 angles, 30 degrees
+      apart), strength uniform 0.3-0.9, 5 % without a key (strength 0); ``key_mode``
+      +-(0.02-0.3), major for 45 %;
+    - MFCC means: ``mfcc_1`` 73 - 15 t (+- 6), ``mfcc_2`` N(3, 10), ``mfcc_3`` N(15, 5),
+      ``mfcc_4`` N(3, 3.5);
+    - phase correlation 1 - 2 beta(2, 9) (median about 0.67), 5 % mono (1.0).
+
+    Durations: log-normal around 230 s, clipped to 60-600 s.
 
     Parameters
     ----------
@@ -111,43 +138,68 @@ def synthetic_values(*, rng: np.random.Generator, n: int) -> tuple[np.ndarray, n
     duration_s : np.ndarray, shape (n,), float64
     """
     v = np.empty((n, len(FINGERPRINT_NAMES)))
-    bands = rng.dirichlet(_BAND_ALPHA, size=n)
-    v[:, _BANDS] = bands
     c = _COL
-    lo = bands[:, 0] + bands[:, 1]
-    mid = bands[:, 2] + bands[:, 3]
-    v[:, c["bass_mid_ratio"]] = np.clip(10.0 * np.log10(np.maximum(lo, 1e-12)
-                                                        / np.maximum(mid, 1e-12)), -60.0, 60.0)
-    v[:, c["lufs"]] = np.clip(rng.normal(-14.0, 4.0, n), -30.0, -6.0)
-    v[:, c["crest_db"]] = np.clip(rng.normal(16.0, 3.0, n), 6.0, 30.0)
-    v[:, c["tempo_bpm"]] = rng.uniform(60.0, 200.0, n)
-    v[:, c["rhythm_stability"]] = rng.beta(4.0, 5.0, n)
-    v[:, c["transient_density"]] = np.clip(rng.lognormal(0.0, 1.0, n), 0.0, 10.0)
-    silence = rng.exponential(0.01, n) * (rng.random(n) < 0.6)
-    v[:, c["silence_ratio"]] = np.clip(silence, 0.0, 1.0)
-    centroid = np.exp(rng.uniform(np.log(500.0), np.log(6000.0), n))
-    v[:, c["spectral_centroid"]] = centroid
-    v[:, c["spectral_rolloff"]] = np.minimum(centroid * rng.uniform(1.3, 2.5, n), 20000.0)
-    v[:, c["spectral_flatness"]] = np.exp(rng.uniform(np.log(1e-6), np.log(0.05), n))
-    v[:, c["harmonic_ratio"]] = rng.beta(8.0, 1.0, n)
-    v[:, c["pitch_stability"]] = rng.beta(10.0, 1.0, n) * (rng.random(n) >= 0.25)
-    v[:, c["chroma_energy"]] = 1.0 / 12.0 + rng.beta(1.2, 15.0, n) * (11.0 / 12.0)
-    v[:, c["dynamic_range_variation"]] = rng.lognormal(np.log(1.35), 0.3, n)
-    v[:, c["loudness_range"]] = np.clip(rng.lognormal(np.log(5.5), 0.6, n), 0.5, 25.0)
-    v[:, c["peak_consistency"]] = rng.beta(16.0, 4.0, n)
+
+    def put(name: str, x: np.ndarray, lo: float, hi: float) -> None:
+        v[:, c[name]] = np.clip(x, lo, hi)
+
+    def noise(sd: float) -> np.ndarray:
+        return rng.normal(0.0, sd, n)
+
+    t, b, e = (rng.standard_normal(n) for _ in range(3))
+    put("sub_bass_db", -2.0 + 4.5 * b - 1.5 * t + noise(4.0), -35.0, 15.0)
+    put("bass_db", 5.5 + 3.0 * b - 1.5 * t + noise(2.0), -8.0, 16.0)
+    put("low_mid_db", 1.2 + 0.8 * b - 0.8 * t + noise(2.0), -8.0, 8.0)
+    put("upper_mid_db", -8.5 + 3.0 * t + noise(2.5), -28.0, 0.0)
+    put("presence_db", -15.5 + 5.0 * t + noise(3.0), -42.0, -2.0)
+    put("air_db", -16.0 + 7.0 * t + noise(3.5), -45.0, -2.0)
+    put("lufs", -14.5 + 3.0 * e, -35.0, -5.0)
+    put("crest_db", 16.5 - 2.0 * e + noise(1.3), 6.0, 30.0)
+    put("loudness_range", np.exp(np.log(7.5) - 0.35 * e + noise(0.4)), 0.5, 30.0)
+    put("dynamic_range_variation", np.exp(np.log(1.6) + noise(0.22)), 0.3, 6.0)
+    put("peak_consistency", 0.75 + 0.05 * e + noise(0.05), 0.3, 1.0)
+    put("tempo_bpm", np.exp(np.log(125.0) + noise(0.25)), 50.0, 250.0)
+    clarity = rng.beta(1.6, 2.4, n)
+    put("pulse_clarity", clarity, 0.0, 1.0)
+    put("transient_density", np.exp(np.log(3.0) + 1.2 * (clarity - 0.4) + noise(0.7)),
+        0.05, 15.0)
+    put("spectral_centroid", np.exp(np.log(1450.0) + 0.4 * t + noise(0.15)), 300.0, 9000.0)
+    put("harmonic_ratio", 1.0 - rng.beta(1.8, 14.0, n) - 0.1 * (clarity - 0.4), 0.3, 1.0)
+    put("chroma_energy", 1.0 / 12.0 + rng.beta(1.5, 25.0, n) * (11.0 / 12.0), 1.0 / 12.0, 1.0)
+    angle = rng.integers(0, 12, n) * (np.pi / 6.0)
+    strength = rng.uniform(0.3, 0.9, n) * (rng.random(n) >= 0.05)
+    v[:, c["key_fifths_x"]] = strength * np.cos(angle)
+    v[:, c["key_fifths_y"]] = strength * np.sin(angle)
+    v[:, c["key_mode"]] = np.where(rng.random(n) < 0.45, 1.0, -1.0) * rng.uniform(0.02, 0.3, n)
+    put("mfcc_1", 73.0 - 15.0 * t + noise(6.0), -100.0, 250.0)
+    put("mfcc_2", 3.0 + noise(10.0), -100.0, 100.0)
+    put("mfcc_3", 15.0 + noise(5.0), -100.0, 100.0)
+    put("mfcc_4", 3.0 + noise(3.5), -100.0, 100.0)
     mono = rng.random(n) < 0.05
-    v[:, c["stereo_width"]] = np.where(mono, 0.0, rng.beta(2.0, 14.0, n))
-    v[:, c["phase_correlation"]] = np.where(mono, 1.0, 1.0 - rng.beta(2.0, 8.0, n))
+    v[:, c["phase_correlation"]] = np.where(mono, 1.0, 1.0 - 2.0 * rng.beta(2.0, 9.0, n))
     duration = np.clip(rng.lognormal(np.log(230.0), 0.35, n), 60.0, 600.0)
     return v, duration
+
+
+def _clip_to_ranges(v: np.ndarray) -> None:
+    """Put (resampled, noisy) values back into their defined ranges, in place."""
+    for name, (lo, hi) in _BOUNDED.items():
+        v[:, _COL[name]] = np.clip(v[:, _COL[name]], lo, hi)
+    for name in _NON_NEGATIVE:
+        v[:, _COL[name]] = np.maximum(v[:, _COL[name]], 0.0)
+    # the key's (x, y) is strength x (cos, sin): strength at most 1
+    xy = v[:, [_COL["key_fifths_x"], _COL["key_fifths_y"]]]
+    norm = np.maximum(np.hypot(xy[:, 0], xy[:, 1]), 1.0)
+    v[:, _COL["key_fifths_x"]] = xy[:, 0] / norm
+    v[:, _COL["key_fifths_y"]] = xy[:, 1] / norm
 
 
 def resampled_values(*, rng: np.random.Generator, n: int, table: st.FingerprintTable,
                      noise: float) -> tuple[np.ndarray, np.ndarray]:
     """Draw ``n`` rows of a real store's current fingerprints, each with multiplicative noise.
 
-    Every value and the duration is multiplied by ``1 + noise * N(0, 1)``; the bands are then
-    renormalised to sum 1 and the bounded values clipped to their ranges.
+    Every value and the duration is multiplied by ``1 + noise * N(0, 1)``; the bounded values
+    are then clipped to their ranges (the key's strength to at most 1).
 
     Parameters
     ----------
@@ -171,16 +223,7 @@ def resampled_values(*, rng: np.random.Generator, n: int, table: st.FingerprintT
                          f"{FINGERPRINT_VERSION}; run engine-run on it first")
     pick = rng.integers(0, len(src), n)
     v = src[pick] * (1.0 + noise * rng.standard_normal((n, src.shape[1])))
-    bands = np.maximum(v[:, _BANDS], 0.0)
-    total = bands.sum(axis=1, keepdims=True)
-    v[:, _BANDS] = np.where(total > 0, bands / np.where(total > 0, total, 1.0), 0.0)
-    for name in ("rhythm_stability", "silence_ratio", "harmonic_ratio", "pitch_stability",
-                 "peak_consistency", "stereo_width", "spectral_flatness"):
-        v[:, _COL[name]] = np.clip(v[:, _COL[name]], 0.0, 1.0)
-    v[:, _COL["chroma_energy"]] = np.clip(v[:, _COL["chroma_energy"]], 1.0 / 12.0, 1.0)
-    v[:, _COL["phase_correlation"]] = np.clip(v[:, _COL["phase_correlation"]], -1.0, 1.0)
-    for name in ("transient_density", "loudness_range", "dynamic_range_variation", "crest_db"):
-        v[:, _COL[name]] = np.maximum(v[:, _COL[name]], 0.0)
+    _clip_to_ranges(v)
     duration = np.maximum(dur[pick] * (1.0 + noise * rng.standard_normal(n)), 1.0)
     return v, duration
 
@@ -214,7 +257,7 @@ def _library_rows(*, args: argparse.Namespace, n: int,
                 keys[row] = keys[orig]
             else:
                 values[row] *= 1.0 + 0.002 * rng.standard_normal(values.shape[1])
-                values[row, _BANDS] /= values[row, _BANDS].sum()
+                _clip_to_ranges(values[row:row + 1])
                 duration[row] += rng.uniform(-0.05, 0.05)
     return {"values": values, "duration": duration, "keys": keys,
             "exact_copies": n_exact if first_copy > 0 else 0,
@@ -264,7 +307,7 @@ def build_store(*, path: Path, n: int, args: argparse.Namespace,
     marker = {
         "tracks": n, "seed": args.seed, "source": args.from_db_label,
         "noise": args.noise if source is not None else None,
-        "fingerprint_version": FINGERPRINT_VERSION,
+        "fingerprint_version": FINGERPRINT_VERSION, "generator": GENERATOR,
         "exact_copies": rows["exact_copies"], "near_copies": rows["near_copies"],
         "ops_per_commit": 2 * per_batch, "build_s": time.perf_counter() - t0,
         "built": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
@@ -293,7 +336,8 @@ def ensure_store(*, work: Path, n: int, args: argparse.Namespace,
     if not args.rebuild and marker_path.is_file():
         try:
             marker = json.loads(marker_path.read_text())
-            if marker.get("tracks") == n and marker.get("fingerprints") == n:
+            if (marker.get("tracks") == n and marker.get("fingerprints") == n
+                    and marker.get("generator") == GENERATOR):
                 return path, marker, False
         except (OSError, ValueError):
             pass
@@ -621,6 +665,7 @@ def main(*, argv: list[str] | None = None) -> int:
             "duplicate_max_distance": DEFAULT_DUPLICATE_DISTANCE,
             "duplicate_duration_tolerance_s": DEFAULT_DUPLICATE_DURATION_S,
             "exact_copy_share": EXACT_SHARE, "near_copy_share": NEAR_SHARE,
+            "generator": GENERATOR,
             "threads_env": common.SINGLE_THREAD_ENV,
             "statistic": "median over repeats; nearest: median over --queries random rows",
         },
