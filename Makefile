@@ -55,16 +55,23 @@ bench: $(STAMP)
 	$(BIN)/python bench/dask_scaling.py $(CORPUS) --repeats 3 -o $(RESULTS)/dask-scaling-corpus-small.json
 
 # Ground truth and codec robustness of the fingerprint (the version 2 issue): rendered clips need
-# `apt-get install fluidsynth fluid-soundfont-gm`; robustness wants the full corpus (~1 h here).
+# `apt-get install fluidsynth fluid-soundfont-gm`; robustness and the query calibration want the
+# full corpus (~1 h each here, most of it encoding; a rerun reuses the encodes).
 CORPUS_FULL ?= $(HOME)/.cache/fingerprint-engine/corpus-full
 
 bench-accuracy: $(STAMP)
 	test -f $(CORPUS)/manifest.tsv || bash ../shared/corpus/make_corpus.sh $(CORPUS) small
-	$(BIN)/python bench/accuracy.py --corpus $(CORPUS) -o $(RESULTS)/accuracy-v1.json
+	$(BIN)/python bench/accuracy.py --corpus $(CORPUS) -o $(RESULTS)/accuracy-v2.json
 
 bench-robustness: $(STAMP)
 	test -f $(CORPUS_FULL)/manifest.tsv || bash ../shared/corpus/make_corpus.sh $(CORPUS_FULL) full
-	$(BIN)/python bench/robustness.py $(CORPUS_FULL) -o $(RESULTS)/robustness-v1.json
+	$(BIN)/python bench/robustness.py $(CORPUS_FULL) \
+		--work $(HOME)/.cache/fingerprint-engine/robustness-full -o $(RESULTS)/robustness-v2.json
+	rm -rf $(HOME)/.cache/fingerprint-engine/query-calibration-full
+	$(BIN)/python bench/query_calibration.py $(CORPUS_FULL) --limit 0 \
+		--reuse $(HOME)/.cache/fingerprint-engine/robustness-full \
+		--work $(HOME)/.cache/fingerprint-engine/query-calibration-full \
+		-o $(RESULTS)/query-calibration-full.json
 
 bench-synthetic: $(STAMP)
 	$(BIN)/python bench/kernel_speed.py --synthetic 3 --seconds 240 --repeats 3 -o $(RESULTS)/kernels-synthetic.json

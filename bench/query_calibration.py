@@ -43,6 +43,10 @@ Usage::
 
     .venv/bin/python bench/query_calibration.py ~/.cache/fingerprint-engine/corpus-full \\
         --limit 0 -o bench/results/query-calibration.json
+    .venv/bin/python bench/query_calibration.py ~/.cache/fingerprint-engine/corpus-full \\
+        --limit 0 --reuse ~/.cache/fingerprint-engine/robustness-full \\
+        --work ~/.cache/fingerprint-engine/query-calibration-full \\
+        -o bench/results/query-calibration-full.json   # the robustness bench's encodes
 
 D is measured in the library's own interquartile ranges (the scaling is fitted on the store's
 tracks, here the source FLACs and their copies): bench/README.md says what that means for the
@@ -158,6 +162,37 @@ def encode_source(*, src: Path, index: int, audio: Path, mp3_kbps: int,
         "seconds": seconds, "clipped_samples": clipped,
         "mp3_compression_level": level, "mp3_nominal_kbps": kbps,
         "kbps": {fmt: sizes[fmt] * 8 / seconds / 1000 if seconds else None for fmt in FORMATS},
+    }
+
+
+def reuse_source(*, src: Path, rel: Path, index: int, audio: Path, reuse: Path) -> dict[str, Any]:
+    """Link ``bench/robustness.py``'s encodes of ``src`` as ``srcNNN.flac|mp3|ogg``.
+
+    Its ``source.flac``, ``mp3_128k.mp3`` and ``ogg_q3.ogg`` (in ``REUSE/audio/<rel>/``) are
+    made exactly as :func:`encode_source` makes them at the defaults (the same 16-bit samples,
+    ``common.mp3_level`` for 128 kbit/s, Vorbis ``compression_level`` 0.7), so linking them
+    saves re-encoding the corpus. Hard links when ``audio`` is on the same file system, copies
+    otherwise.
+    """
+    folder = reuse / "audio" / rel
+    meta = json.loads((folder / "meta.json").read_text())
+    stem = audio / f"src{index:03d}"
+    for fmt, name in (("flac", "source.flac"), ("mp3", "mp3_128k.mp3"), ("ogg", "ogg_q3.ogg")):
+        target = Path(f"{stem}.{fmt}")
+        try:
+            os.link(folder / name, target)
+        except OSError:
+            shutil.copyfile(folder / name, target)
+    seconds = float(meta["seconds"])
+    sizes = {fmt: Path(f"{stem}.{fmt}").stat().st_size for fmt in FORMATS}
+    level, kbps = common.mp3_level(samplerate=int(meta["samplerate"]), kbps=DEFAULT_MP3_KBPS)
+    return {
+        "index": index, "source": str(src), "samplerate": int(meta["samplerate"]),
+        "channels": int(meta["channels"]), "seconds": seconds,
+        "clipped_samples": int(meta["clipped_samples"]),
+        "mp3_compression_level": level, "mp3_nominal_kbps": kbps,
+        "kbps": {fmt: sizes[fmt] * 8 / seconds / 1000 if seconds else None for fmt in FORMATS},
+        "reused_from": str(folder),
     }
 
 
@@ -522,6 +557,10 @@ def _parser() -> argparse.ArgumentParser:
                    help="work folder (must not exist or be empty; default: a temporary one, "
                         "removed afterwards)")
     p.add_argument("--keep", action="store_true", help="keep the temporary work folder")
+    p.add_argument("--reuse", type=Path, metavar="ROBUSTNESS_WORK",
+                   help="link bench/robustness.py's encodes from its --work folder instead of "
+                        "encoding again (they are the same files at the default --mp3-kbps and "
+                        "--ogg-quality; give --work on the same file system for hard links)")
     return p
 
 
@@ -538,6 +577,12 @@ def main(*, argv: list[str] | None = None) -> int:
     if args.cli_checks < 0:
         parser.error("--cli-checks must be >= 0")
     ogg_level = vorbis_level(args.ogg_quality)
+    if args.reuse is not None and (args.mp3_kbps != DEFAULT_MP3_KBPS
+                                   or args.ogg_quality != DEFAULT_OGG_QUALITY):
+        parser.error("--reuse takes the robustness bench's MP3 128k and OGG q3: leave "
+                     "--mp3-kbps and --ogg-quality at their defaults")
+    if args.reuse is not None and not (args.reuse / "audio").is_dir():
+        parser.error(f"--reuse {args.reuse}: no audio/ folder (a bench/robustness.py --work)")
     files = common.find_audio(root=args.corpus.resolve(), extensions=SOURCE_EXTENSIONS)
     picked = common.pick_spread(files=files, limit=args.limit)
     if not picked:
@@ -560,8 +605,12 @@ def main(*, argv: list[str] | None = None) -> int:
         with concurrent.futures.ProcessPoolExecutor(
                 max_workers=max(1, min(args.cores, len(picked))),
                 mp_context=multiprocessing.get_context("fork")) as pool:
+            root = args.corpus.resolve()
             jobs = [pool.submit(encode_source, src=src, index=i, audio=audio,
                                 mp3_kbps=args.mp3_kbps, ogg_level=ogg_level)
+                    if args.reuse is None else
+                    pool.submit(reuse_source, src=src, rel=src.relative_to(root), index=i,
+                                audio=audio, reuse=args.reuse)
                     for i, src in enumerate(picked)]
             for job in concurrent.futures.as_completed(jobs):
                 s = job.result()

@@ -24,20 +24,18 @@ F_RR = 3  # sum (R - R0)^2
 F_LR = 4  # sum (L - L0)(R - R0)
 F_L = 5  # sum (L - L0)
 F_R = 6  # sum (R - R0)
-F_SS = 7  # sum ((L - R) / 2)^2
-F_MM = 8  # sum ((L + R) / 2)^2
-F_L0 = 9
-F_R0 = 10
-F_SEC_MONO = 11  # current second: sum mono^2
-F_SEC_ALL = 12  # current second: sum x^2 over channels
-F_SEC_PEAK = 13  # current second: max |x| over channels
-F_CREST_MEAN = 14  # Welford over active seconds: crest factor (dB)
-F_CREST_M2 = 15
-F_PEAK_MEAN = 16  # Welford over active seconds: sample peak
-F_PEAK_M2 = 17
-F_LOUD_SUM = 18  # sum of block energies passing the absolute gate
-F_ST_SUM = 19  # sum of short-term energies passing the absolute gate
-N_F = 20
+F_L0 = 7
+F_R0 = 8
+F_SEC_MONO = 9  # current second: sum mono^2
+F_SEC_ALL = 10  # current second: sum x^2 over channels
+F_SEC_PEAK = 11  # current second: max |x| over channels
+F_CREST_MEAN = 12  # Welford over active seconds: crest factor (dB)
+F_CREST_M2 = 13
+F_PEAK_MEAN = 14  # Welford over active seconds: sample peak
+F_PEAK_M2 = 15
+F_LOUD_SUM = 16  # sum of block energies passing the absolute gate
+F_ST_SUM = 17  # sum of short-term energies passing the absolute gate
+N_F = 18
 
 # --- int64 state slots (``is_``) --------------------------------------------------------------
 I_N = 0  # samples seen
@@ -67,8 +65,7 @@ def _hist_add(counts, energies, value_lufs, energy, lo, step):
 
 
 @njit(cache=CACHE, inline=INLINE)
-def _add_segment(fs, is_, sumsq, peak, sec_mono, sll, srr, slr, sl, sr_, sss, smm, differ,
-                 nonfinite):
+def _add_segment(fs, is_, sumsq, peak, sec_mono, sll, srr, slr, sl, sr_, differ, nonfinite):
     """Fold one segment's sums into the running state."""
     fs[F_SUMSQ] += sumsq
     fs[F_SEC_ALL] += sumsq
@@ -80,8 +77,6 @@ def _add_segment(fs, is_, sumsq, peak, sec_mono, sll, srr, slr, sl, sr_, sss, sm
     fs[F_LR] += slr
     fs[F_L] += sl
     fs[F_R] += sr_
-    fs[F_SS] += sss
-    fs[F_MM] += smm
     if differ:
         is_[I_DIFFER] = 1
     is_[I_NONFINITE] += nonfinite
@@ -100,7 +95,6 @@ def _segment_stats_stereo(x, a, b, mono_out, fs, is_):
     slr = 0.0
     sl = 0.0
     sr_ = 0.0
-    sss = 0.0
     differ = 0
     nonfinite = 0
     for i in range(a, b):
@@ -122,11 +116,8 @@ def _segment_stats_stereo(x, a, b, mono_out, fs, is_):
         slr += dl * dr
         sl += dl
         sr_ += dr
-        d = lv - rv
-        sss += 0.25 * d * d
-    # ((L + R) / 2)^2 is the mono power for two channels: sum M^2 = sec_mono
-    _add_segment(fs, is_, sumsq, np.float64(peak), sec_mono, sll, srr, slr, sl, sr_, sss,
-                 sec_mono, differ, nonfinite)
+    _add_segment(fs, is_, sumsq, np.float64(peak), sec_mono, sll, srr, slr, sl, sr_, differ,
+                 nonfinite)
 
 
 @njit(cache=CACHE, fastmath=REASSOC, error_model=ERROR_MODEL)
@@ -148,8 +139,6 @@ def _segment_stats(x, a, b, mono_out, fs, is_, inv_ch):
     slr = 0.0
     sl = 0.0
     sr_ = 0.0
-    sss = 0.0
-    smm = 0.0
     differ = 0
     nonfinite = 0
     for i in range(a, b):
@@ -173,12 +162,7 @@ def _segment_stats(x, a, b, mono_out, fs, is_, inv_ch):
         slr += dl * dr
         sl += dl
         sr_ += dr
-        d = lv - rv
-        e = lv + rv
-        sss += 0.25 * d * d
-        smm += 0.25 * e * e
-    _add_segment(fs, is_, sumsq, peak, sec_mono, sll, srr, slr, sl, sr_, sss, smm, differ,
-                 nonfinite)
+    _add_segment(fs, is_, sumsq, peak, sec_mono, sll, srr, slr, sl, sr_, differ, nonfinite)
 
 
 @njit(cache=CACHE, error_model=ERROR_MODEL)
