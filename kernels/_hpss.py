@@ -155,7 +155,7 @@ def hpss_push(power, n_frames, avg, group, ring, state, time_ops, time_out, freq
         Running sum of the current coarse frame.
     ring : float32[depth, n_bins]
         The last ``depth`` (odd: the time kernel) coarse frames, frame ``i`` in row
-        ``i % depth``; ``n_bins`` = the bins below 8 kHz.
+        ``i % depth``; ``n_bins`` = the bins below ``design.HPSS_FMAX_HZ``.
     state : int64[N_H]
     time_ops, freq_ops : int64[n_ops, 2]
         Median networks for ``depth`` and ``2 * FREQ_HALF + 1`` values
