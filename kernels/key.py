@@ -151,7 +151,7 @@ def key_fields(chroma: np.ndarray, profiles: np.ndarray) -> dict[str, float]:
         ``key_fifths_x, key_fifths_y = strength (cos, sin)(2 pi p / 12)`` with ``p`` the
         relative major's tonic on the circle of fifths, and ``key_mode = max r_major -
         max r_minor`` clipped to [-1, 1]. All three are 0 for a chroma without contrast
-        (silence, no peak).
+        (silence, no peak) and for a track without a key (strength 0).
     """
     c = np.asarray(chroma, dtype=np.float64)
     d = c - c.mean()
@@ -163,5 +163,7 @@ def key_fields(chroma: np.ndarray, profiles: np.ndarray) -> dict[str, float]:
     best = int(np.argmax(r))
     mode = "major" if best < 12 else "minor"
     strength = min(1.0, max(0.0, (float(r[best]) - KEY_R0) / (1.0 - KEY_R0)))
+    if strength == 0.0:  # no key: no mode either (a keyless track's mode would be noise)
+        return out
     mode_value = min(1.0, max(-1.0, float(r[:12].max()) - float(r[12:].max())))
     return key_values(best % 12, mode, strength, mode_value)
