@@ -28,6 +28,7 @@ from engine.errors import QueryError
 from engine.query import commands as q
 from engine.query.similarity import (
     DEFAULT_WEIGHTS,
+    TEMPO_FULL_CLARITY,
     Library,
     Scaling,
     parse_weights,
@@ -162,10 +163,11 @@ def test_weights_change_the_ranking_and_are_validated(built, store):
     only_tempo = q.cmd_similar(store, str(ids["click90"]), io.StringIO(), k=12,
                                weights=[f"{n}=0" for n in FINGERPRINT_NAMES if n != "tempo_bpm"])
     assert [r["track_id"] for r in only_tempo] != base
-    # with tempo alone, the order is the order of |log2(tempo) - log2(90)|
+    # with tempo alone, the order is the order of the scaled tempos' differences (log2 tempo
+    # in IQRs, times each tempo's confidence)
     lib = Library.load(store)
-    tempo = {int(t): v for t, v in zip(lib.track_ids, lib.values[:, TEMPO], strict=True)}
-    gaps = [abs(np.log2(tempo[r["track_id"]] / tempo[ids["click90"]])) for r in only_tempo]
+    tempo = {int(t): v for t, v in zip(lib.track_ids, lib.z[:, TEMPO], strict=True)}
+    gaps = [abs(tempo[r["track_id"]] - tempo[ids["click90"]]) for r in only_tempo]
     assert gaps == sorted(gaps) or np.allclose(gaps, sorted(gaps), atol=1e-12)
     for bad in (["tempo=1"], ["tempo_bpm"], ["tempo_bpm=-1"], ["lufs=nan"],
                 [f"{n}=0" for n in FINGERPRINT_NAMES]):
@@ -437,6 +439,25 @@ def test_scaling_is_median_and_floored_iqr(rng):
     assert np.allclose(t[:, TEMPO], np.log2(v[:, TEMPO]))
     z = sc.apply(v)
     assert np.abs(z).max() <= 8.0 and z.flags.c_contiguous
+
+
+def test_a_tempo_counts_by_its_pulse_clarity(rng):
+    """Without a pulse, a tempo says nothing: two tracks that differ only in tempo are one point
+    when their pulse clarity is 0, half as far apart at half TEMPO_FULL_CLARITY, and as far as
+    their tempos from it up."""
+    pulse = FINGERPRINT_NAMES.index("pulse_clarity")
+    sc = Scaling.fit(rng.random((101, 25)) * 100.0 + 1.0)
+    a = np.full(25, 50.0)
+    b = a.copy()
+    b[TEMPO] = 100.0
+    gaps = []
+    for clarity in (0.0, TEMPO_FULL_CLARITY / 2, TEMPO_FULL_CLARITY, 0.9):
+        a[pulse] = b[pulse] = clarity
+        za, zb = sc.apply(np.stack([a, b]))
+        assert np.array_equal(np.delete(za, TEMPO), np.delete(zb, TEMPO))
+        gaps.append(abs(za[TEMPO] - zb[TEMPO]))
+    full = abs(sc.apply(b)[TEMPO] - sc.apply(a)[TEMPO])  # a[pulse] = b[pulse] = 0.9 now
+    assert gaps == pytest.approx([0.0, full / 2, full, full])
 
 
 def test_weighted_distances_match_numpy(rng):
