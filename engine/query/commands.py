@@ -59,9 +59,9 @@ __all__ = [
 ]
 
 #: ``duplicates``: largest distance D of a near pair (IQRs, engine/query/similarity.py, with its
-#: DUPLICATE_WEIGHTS). Calibrated by bench/query_calibration.py (docs/QUERY.md): the same
-#: audio as FLAC, MP3 192k and OGG q6 lay at 0.012-0.122 (median 0.025), different tracks at
-#: 0.48 and above; 0.25 sits between them with room on both sides.
+#: DUPLICATE_WEIGHTS). Calibrated by bench/query_calibration.py (docs/QUERY.md): on the 132
+#: tracks of the full corpus as FLAC, MP3 128k and OGG q3 the same audio lay at 0.009-0.179
+#: (median 0.038), different songs of similar duration at 0.450 and above; 0.25 sits between.
 DEFAULT_DUPLICATE_DISTANCE: Final = 0.25
 #: ``duplicates``: largest duration difference of a near pair, seconds (encoder padding and
 #: trimming change a track's length by a few hundredths of a second).
