@@ -11,6 +11,7 @@ Re-running overwrites the same files with the same content.
 from __future__ import annotations
 
 import argparse
+import itertools
 import math
 from pathlib import Path
 
@@ -56,29 +57,41 @@ def _chord(freqs: list[float], seconds: float, sr: int) -> np.ndarray:
 
 
 def tracks(seconds: float) -> list[tuple[str, int, np.ndarray]]:
-    """(relative path, sample rate, float PCM frames x channels) of every demo track."""
+    """(relative path, sample rate, float PCM frames x channels) of every demo track.
+
+    Each piece has its own length (``seconds`` plus a second per piece, as real tracks differ
+    in length; ``engine-query duplicates`` pairs only tracks of nearly the same duration), and
+    the two songs differ in tempo, key and bass; the one real duplicate is the MP3 copy of the
+    100 BPM song.
+    """
     out: list[tuple[str, int, np.ndarray]] = []
     rng = np.random.default_rng(7)
+    lengths = (seconds + i for i in itertools.count())
     for bpm, ext, sr in ((72, "flac", 44100), (120, "wav", 44100), (174, "ogg", 48000)):
-        x = _clicks(bpm, seconds, sr)
+        x = _clicks(bpm, next(lengths), sr)
         out.append((f"clicks/click_{bpm}bpm.{ext}", sr, np.stack([x, x], axis=1)))
     for bpm, ext, sr in ((90, "mp3", 44100), (128, "flac", 48000)):
-        x = _drums(bpm, seconds, sr)
+        x = _drums(bpm, next(lengths), sr)
         out.append((f"drums/loop_{bpm}bpm.{ext}", sr, np.stack([x, 0.8 * x], axis=1)))
     for name, freqs, ext, sr in (("c_major", [261.6, 329.6, 392.0], "flac", 44100),
                                  ("a_minor", [220.0, 261.6, 329.6], "ogg", 22050)):
-        x = _chord(freqs, seconds, sr)
+        x = _chord(freqs, next(lengths), sr)
         out.append((f"pads/{name}.{ext}", sr, np.stack([x, x], axis=1)))
     sr = 44100
-    noise = 0.1 * rng.standard_normal((int(seconds * sr), 2))
+    n = next(lengths)
+    noise = 0.1 * rng.standard_normal((int(n * sr), 2))
     out.append(("noise/white_stereo.flac", sr, noise))
-    t = _t(seconds, sr)
-    f0 = 110.0 * 2.0 ** (t * 4.0 / seconds)
+    n = next(lengths)
+    t = _t(n, sr)
+    f0 = 110.0 * 2.0 ** (t * 4.0 / n)
     glide = 0.4 * np.sin(2 * np.pi * np.cumsum(f0) / sr)
     out.append(("tones/glide.wav", sr, glide[:, None]))
-    for bpm, ext in ((100, "flac"), (140, "mp3")):
-        mix = 0.6 * _drums(bpm, seconds, sr) + 0.5 * _chord([196.0, 246.9, 293.7], seconds, sr)
-        bass = 0.3 * np.sin(2 * np.pi * 98.0 * t) * (0.5 + 0.5 * np.cos(2 * np.pi * t * bpm / 60))
+    for bpm, ext, chord, root in ((100, "flac", [196.0, 246.9, 293.7], 98.0),  # G major
+                                  (140, "mp3", [220.0, 261.6, 329.6], 110.0)):  # A minor
+        n = next(lengths)
+        t = _t(n, sr)
+        mix = 0.6 * _drums(bpm, n, sr) + 0.5 * _chord(chord, n, sr)
+        bass = 0.3 * np.sin(2 * np.pi * root * t) * (0.5 + 0.5 * np.cos(2 * np.pi * t * bpm / 60))
         left, right = mix + bass, 0.9 * mix + bass
         out.append((f"mixes/song_{bpm}bpm.{ext}", sr, np.stack([left, right], axis=1)))
         if bpm == 100:  # the same song as an MP3 too: what `engine-query duplicates` finds
@@ -89,17 +102,20 @@ def tracks(seconds: float) -> list[tuple[str, int, np.ndarray]]:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("dir", type=Path)
-    ap.add_argument("--seconds", type=float, default=20.0, help="length of each track (s)")
+    ap.add_argument("--seconds", type=float, default=20.0,
+                    help="length of the shortest track (s); each further piece is 1 s longer")
     args = ap.parse_args(argv)
+    total = 0.0
     for rel, sr, x in tracks(args.seconds):
+        total += x.shape[0] / sr
         path = args.dir / rel
         path.parent.mkdir(parents=True, exist_ok=True)
         peak = float(np.max(np.abs(x))) or 1.0
         pcm = (x * min(1.0, 0.89 / peak)).astype(np.float32)
         sf.write(path, pcm, sr)
     n = len(tracks(0.1))
-    print(f"demo library: {n} tracks of {args.seconds:g} s in {args.dir}/ "
-          f"({math.ceil(n * args.seconds / 60)} min of audio)")
+    print(f"demo library: {n} tracks of {args.seconds:g} s and longer in {args.dir}/ "
+          f"({math.ceil(total / 60)} min of audio)")
     return 0
 
 
