@@ -54,7 +54,7 @@ TEMPO_REFINE_LEVEL = 0.5  # ... over the part above half its maximum
 HPSS_TIME_AVG = 2  # power frames averaged into one coarse frame
 HPSS_TIME_KERNEL = 17  # coarse frames in the harmonic (time) median (~ librosa's 31 frames)
 HPSS_FREQ_KERNEL = 31  # bins in the percussive (frequency) median
-HPSS_FMAX_HZ = 10000.0  # separation on bins below this (8 kHz: up to 0.036 off librosa)
+HPSS_FMAX_HZ = 9000.0  # separation on bins below this (8 kHz: up to 0.036 off librosa)
 
 # Loudness histograms (docs/FINGERPRINT.md "Loudness histograms")
 LOUD_HIST_MIN = -70.0
