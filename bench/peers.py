@@ -129,7 +129,7 @@ COMPARISON: dict[str, tuple[str | None, float | None, str]] = {
     "spectral_centroid": ("rel", 0.01, "same definition, librosa spectral_centroid"),
     "harmonic_ratio": ("abs", 0.03,
                        "ours on a coarser grid (2-frame power means, 17 x 31 medians, bins "
-                       "< 10 kHz); librosa hpss(abs(stft), kernel_size=31) on the full STFT"),
+                       "< 9 kHz); librosa hpss(abs(stft), kernel_size=31) on the full STFT"),
     "chroma_energy": ("abs", 0.02, "same definition, librosa chroma_stft(tuning=0, norm=None)"),
     "key_fifths_x": ("absent", None, _KEY_NOTE),
     "key_fifths_y": ("absent", None, _KEY_NOTE),

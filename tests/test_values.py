@@ -146,6 +146,32 @@ def test_band_levels_of_silence_and_of_a_band_beyond_nyquist():
     assert narrow["air_db"] == -80.0 and narrow["presence_db"] == -80.0
 
 
+def _stereo_tone(levels_dbfs: tuple[float, ...], seconds: float, sr: int = 48000) -> np.ndarray:
+    """EBU Tech 3341/3342 test signals: a 1 kHz stereo sine, ``seconds`` at each level."""
+    parts = [sig.sine(1000.0, seconds, sr, amp=10 ** (lv / 20.0)) for lv in levels_dbfs]
+    mono = sig.concat(*parts)
+    return np.concatenate([mono, mono], axis=1)
+
+
+@pytest.mark.parametrize(("level", "lufs"), [(-23.0, -23.0), (-33.0, -33.0)])
+def test_ebu_tech_3341_cases_1_and_2(level, lufs):
+    """Tech 3341, test cases 1 and 2: a 1 kHz stereo sine at -23 / -33 dBFS (its peak, in each
+    channel) reads -23 / -33 LUFS +-0.1."""
+    assert h.analyse(_stereo_tone((level,), 20.0), 48000).lufs == pytest.approx(lufs, abs=0.1)
+
+
+@pytest.mark.parametrize(("levels", "seconds", "lra"), [
+    ((-20.0, -30.0), 20.0, 10.0),
+    ((-20.0, -15.0), 20.0, 5.0),
+    ((-40.0, -20.0), 20.0, 20.0),
+    ((-50.0, -35.0, -20.0, -35.0, -50.0), 20.0, 15.0),
+])
+def test_ebu_tech_3342_cases_1_to_4(levels, seconds, lra):
+    """Tech 3342, test cases 1-4: stepped 1 kHz stereo sines and their loudness range, +-1 LU."""
+    x = _stereo_tone(levels, seconds)
+    assert h.analyse(x, 48000).loudness_range == pytest.approx(lra, abs=1.0)
+
+
 def test_lufs_of_a_997hz_tone_in_one_channel_is_minus_3():
     tone = sig.sine(997.0, 5.0, 48000, amp=1.0)
     x = np.concatenate([tone, np.zeros_like(tone)], axis=1)
