@@ -44,7 +44,7 @@ class BackendError(FingerprintError):
 
 
 class DecodeError(FingerprintError):
-    """A file could not be decoded (engine/decode.py): it names the path and the decoder's
+    """A file could not be decoded (engine/decode/): it names the path and the decoder's
     reason.
 
     Attributes
@@ -53,12 +53,25 @@ class DecodeError(FingerprintError):
         The file, as it was opened.
     reason : str
         The decoder's words, corrected where they mislead.
+    kind : str
+        The failure record's kind: ``"decode"`` (unreadable, cut short, not audio),
+        ``"no_audio"`` (a container without an audio stream), ``"unsupported"`` (a codec or
+        sample format no decoder here reads), ``"encrypted"`` (DRM), ``"bad_audio"`` (a stream
+        with no samples and no format).
     """
 
-    def __init__(self, path: str, reason: str) -> None:
+    def __init__(self, path: str, reason: str, *, kind: str = "decode") -> None:
         self.path = path
         self.reason = reason
+        self.kind = kind
         super().__init__(f"{display(path)}: cannot decode audio: {reason}")
+
+    def __reduce__(self) -> tuple[object, ...]:  # keyword-only kind survives pickling (Dask)
+        return (_decode_error, (self.path, self.reason, self.kind))
+
+
+def _decode_error(path: str, reason: str, kind: str) -> DecodeError:
+    return DecodeError(path, reason, kind=kind)
 
 
 class InputError(FingerprintError, ValueError):

@@ -42,7 +42,10 @@ class Job:
 class Done:
     """A fingerprint, from worker ``worker`` (index; -1 on Dask) for ``track_id``.
 
-    ``values`` are the float64 values in the order of ``kernels.FINGERPRINT_NAMES``.
+    ``values`` are the float64 values in the order of ``kernels.FINGERPRINT_NAMES``;
+    ``decoder`` is the decoder that read the file (``"libsndfile"`` or ``"ffmpeg"``) and
+    ``note`` what the user should know about how it was read ("" when nothing; e.g. which of
+    several audio streams was used).
     """
 
     worker: int
@@ -55,6 +58,8 @@ class Done:
     channels: int
     decode_s: float
     analysis_s: float
+    decoder: str = ""
+    note: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,8 +69,10 @@ class Failed:
     Attributes
     ----------
     kind : str
-        ``"decode"`` (the decoder refused the file), ``"bad_audio"`` (no samples, NaN / inf),
-        ``"unsupported"`` (a rate or channel count the analyzer does not take),
+        ``"decode"`` (the decoder refused the file: unreadable, cut short, not audio),
+        ``"bad_audio"`` (no samples, NaN / inf), ``"unsupported"`` (a rate, channel count or
+        codec nothing here takes), ``"no_audio"`` (a container without an audio stream),
+        ``"encrypted"`` (DRM),
         ``"exception"`` (a bug: the traceback says where), and, from the supervisor itself,
         ``"worker_died"``, ``"timeout"``, ``"missing"``, ``"not_audio"`` ... (see the scanner).
     message : str

@@ -112,9 +112,11 @@ class Report:
 
     def record(self, path: str, track_id: int | None, status: str, *,
                fp: FingerprintRecord | None = None,
-               error: tuple[str, str] | None = None) -> None:
+               error: tuple[str, str] | None = None, decoder: str = "",
+               note: str = "") -> None:
         """One ``--jsonl`` record, held until :meth:`release` (nothing without --jsonl, or once
-        the reader has gone)."""
+        the reader has gone). ``decoder`` and ``note`` (engine.run.messages.Done) are given for
+        a fresh fingerprint; a cached one says null (the store does not keep them)."""
         if not self.jsonl or self.output_closed:
             return
         rec = {
@@ -125,6 +127,8 @@ class Report:
             "duration_s": fp.duration_s if fp else None,
             "sample_rate": fp.sample_rate if fp else None,
             "channels": fp.channels if fp else None,
+            "decoder": decoder or None,
+            "note": note or None,
             "error": {"kind": error[0], "message": error[1]} if error else None,
         }
         self._held.append(jsonl_line(rec))

@@ -340,7 +340,10 @@ class Supervisor:
                                        ev.duration_s, ev.sample_rate, ev.channels,
                                        ev.decode_s, ev.analysis_s)
             self._batch.append(st.PutFingerprint(rec))  # drops the track's failure, if any
-            self.report.record(path, ev.track_id, "ok", fp=rec)
+            if ev.note and self.config.verbose:
+                self.report.log(f"{display(path)}: {ev.note}")
+            self.report.record(path, ev.track_id, "ok", fp=rec, decoder=ev.decoder,
+                               note=ev.note)
         else:
             self.stats.failed += 1
             self._batch.append(st.PutFailure(st.FailureRecord(

@@ -147,8 +147,9 @@ def _fingerprint(job: Job, settings: TaskSettings, state: TaskState, worker: int
             fp = analyzer.finish()
             analysis_s += time.perf_counter() - t0
     except DecodeError as e:
-        return failed("decode", str(e))
+        return failed(e.kind, str(e))
     except BadAudioError as e:
         return failed("bad_audio", f"{shown}: {e}")
     return Done(worker, pid, job.track_id, job.attempt, tuple(float(v) for v in fp.as_array()),
-                analyzer.n_samples / sr, sr, ch, decode_s, analysis_s)
+                analyzer.n_samples / sr, sr, ch, decode_s, analysis_s, source.decoder,
+                source.note)
