@@ -69,18 +69,26 @@ def rel(paths: Iterable[str], root: Path) -> list[str]:
 
 
 def test_audio_extensions_one_lowercase_frozenset_matched_case_insensitively() -> None:
-    expected = set(
+    libsndfile = (
         "wav flac ogg oga opus mp3 aiff aif aifc w64 caf au snd rf64 wve sd2 voc ircam htk sf "
-        "nist mat4 mat5 pvf xi paf svx mpc".split()
+        "nist mat4 mat5 pvf xi paf svx mpc"
     )
+    ffmpeg = (
+        "m4a m4b m4p mp4 m4v mov 3gp aac adts wma asf ape wv tta ac3 ec3 eac3 dts mka mkv webm "
+        "weba avi mp2 mpga mpp mp+ amr"
+    )
+    expected = set(libsndfile.split()) | set(ffmpeg.split())
     assert isinstance(AUDIO_EXTENSIONS, frozenset)
     assert expected == AUDIO_EXTENSIONS
     for ext in expected:
+        assert ext == ext.lower() and not ext.startswith(".")
         assert is_audio_name(f"track.{ext}")
         assert is_audio_name(f"TRACK.{ext.upper()}")
         assert is_audio_name(f"t.{ext.capitalize()}")
-    for name in ("x.txt", "flac", ".flac", "x.flac.part", "x.", "dir/.wav", "x.mp4", "x.m4a"):
+    for name in ("x.txt", "flac", ".flac", "x.flac.part", "x.", "dir/.wav", "x.jpg", "x.cue",
+                 "x.m3u", "x.mp4.part", ".m4a"):
         assert not is_audio_name(name), name
+    assert is_audio_name("x.MP4") and is_audio_name("Album.m4a") and is_audio_name("a.b.Mp+")
     assert is_audio_name(".hidden.flac")
     assert is_audio_name("/a/b.c/X.FLAC")
 
@@ -106,7 +114,7 @@ def test_nested_folders_mixed_extensions_sorted_and_deterministic(tmp_path: Path
     (lib / "c").mkdir()  # an empty folder
 
     items = run([lib])
-    assert probs(items) == []  # non-audio files inside folders are skipped silently
+    assert probs(items) == []  # non-audio files inside folders are skipped (told to on_skip)
     expected = [
         "B.wav",
         "a/X.FLAC",

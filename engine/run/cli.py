@@ -168,7 +168,8 @@ def run_parser() -> argparse.ArgumentParser:
                     help="one JSON record per track on stdout")
     ap.add_argument("-q", "--quiet", action="store_true", help="no progress, budget or summary")
     ap.add_argument("-v", "--verbose", action="count", default=0,
-                    help="log queue depth every 100 jobs, worker deaths and failures")
+                    help="log queue depth every 100 jobs, worker deaths, failures and each "
+                         "file skipped as not audio")
     ap.add_argument("--no-follow-symlinks", action="store_true",
                     help="do not follow symbolic links met inside folders")
     dask = ap.add_argument_group("distributed (Dask) backend; docs/SCALING.md")

@@ -6,19 +6,45 @@ splits such a stream and :func:`scan` turns any iterable of paths into a stream 
 :class:`Candidate` (an audio file to fingerprint) and :class:`ScanProblem` (something the user
 should hear about, never fatal).
 
+Which files are audio
+---------------------
+A file is a candidate when its name has one of :data:`AUDIO_EXTENSIONS` (case-insensitive): every
+extension libsndfile or FFmpeg (engine/decode) decodes. The extension only selects candidates;
+the decoder is chosen later by probing the content (engine/decode/probe.py), so a FLAC named
+``.ogg`` or an M4A named ``.mp4`` is read all the same.
+
+Skipped files
+-------------
+A regular file met inside a walked folder whose name has no audio extension (``cover.jpg``,
+``album.cue``, ``README``) is skipped, and told: :func:`scan` calls its ``on_skip`` with the
+path and the lowercase extension. :class:`SkipCounter` is the usual listener: it counts the
+skipped files by extension in bounded memory (at most :data:`MAX_SKIP_EXTENSIONS` distinct
+extensions are told apart, files of any further one count as "other": a hostile tree may hold
+millions of distinct extensions), and ``engine-run`` prints its reading in the closing summary
+(``skipped 1,204: .jpg 1,100, .cue 80, .m3u 24``) and, with ``-v``, each skipped path. Telling
+costs no system call: the file type comes with the listing (``DirEntry.is_file`` uses
+``d_type``, which every common file system fills in). A followed symbolic link to such a file is
+told too; like hard links, each name counts (non-audio files are not remembered). Not told are
+what the other rules below skip (a folder reached twice is walked, and told, once; an explicitly
+named file whose folder was already walked was told by that walk), symbolic links when links
+are not followed, and FIFOs, sockets and devices without an audio name. A file NAMED
+EXPLICITLY as an input that is not audio is no skip but a ``ScanProblem(kind="not_audio")``: a
+failed record with its reason.
+
 Streaming and memory
 --------------------
 The list of the library's files is never built. :func:`scan` is a generator that walks folders
 depth-first with an explicit stack (no recursion, so a tree deeper than the interpreter's
 recursion limit is fine). Each stack frame holds the not yet visited entries of ONE directory,
-read with :func:`os.scandir`, filtered (non-audio regular files are dropped while listing) and
-sorted by name; entries are popped off as they are visited and the directory handle is closed
-before the first entry is visited, so no file descriptor stays open per level. The memory of
-the walk is therefore bounded by
+read with :func:`os.scandir`, filtered (non-audio regular files are dropped while listing, and
+told to ``on_skip``) and sorted by name; entries are popped off as they are visited and the
+directory handle is closed before the first entry is visited, so no file descriptor stays open
+per level. The memory of the walk is therefore bounded by
 
 * the depth of the tree times the pending entries of each level (at most the largest single
   directory, about 220 bytes per kept entry: 1.1 MB for a folder of 5 000 tracks), plus
-* the two "already seen" sets below.
+* the two "already seen" sets below, plus
+* a :class:`SkipCounter`'s at most :data:`MAX_SKIP_EXTENSIONS` extensions (a few KB).
 
 Duplicates
 ----------
@@ -26,7 +52,7 @@ A directory reached twice (given twice, nested in an earlier input, or reached a
 symbolic link) is walked once: the ``(st_dev, st_ino)`` of EVERY directory listed is kept, about
 150 bytes per directory (0.75 MB for a library of 5 000 album folders). A directory that leads
 back to one of its own ancestors is reported once as ``"symlink_loop"``; any other repeat is
-skipped silently.
+skipped silently (its files were already yielded or told as skipped).
 
 A file reached twice (same ``(st_dev, st_ino)``) is yielded once, but to keep memory bounded only
 files reached THROUGH A SYMBOLIC LINK or NAMED EXPLICITLY as an input are remembered (about 150
@@ -41,10 +67,11 @@ real name wins). Not remembering plain files has two documented consequences:
 
 One more rule keeps ``find LIB -print0 | engine-run -0 -`` from yielding everything twice (and
 from reporting every ``cover.jpg`` as "not_audio"): an explicitly named file whose parent
-directory was already walked has already been yielded, reported or skipped by that walk, and
-is skipped silently; this costs one extra ``stat`` per distinct parent directory, and only once
-some directory has been walked. Files listed BEFORE their folder (``find -depth``, ``find -type
-f``) are handled as explicit files: audio ones are remembered, others reported "not_audio".
+directory was already walked has already been yielded, reported or told as skipped by that
+walk, and is skipped silently (not told again); this costs one extra ``stat`` per distinct
+parent directory, and only once some directory has been walked. Files listed BEFORE their
+folder (``find -depth``, ``find -type f``) are handled as explicit files: audio ones are
+remembered, others reported "not_audio".
 
 Symbolic links and names
 ------------------------
@@ -63,7 +90,7 @@ import os
 import queue
 import stat
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from operator import attrgetter
 from typing import BinaryIO, Final, Literal
@@ -73,23 +100,38 @@ from ..text import display
 
 __all__ = [
     "AUDIO_EXTENSIONS",
+    "MAX_SKIP_EXTENSIONS",
     "Candidate",
     "ProblemKind",
     "ScanProblem",
+    "SkipCounter",
+    "SkipCounts",
     "is_audio_name",
     "read_paths",
     "scan",
 ]
 
-#: Every file-name extension libsndfile decodes, lowercase and without the dot. Matching is
-#: case-insensitive (``X.FLAC`` and ``x.Flac`` count): see :func:`is_audio_name`.
+#: Every file-name extension libsndfile or FFmpeg (engine/decode) decodes, lowercase and without
+#: the dot. Matching is case-insensitive (``X.FLAC`` and ``x.Flac`` count): see
+#: :func:`is_audio_name`. The extension only selects candidates in walks; which decoder reads a
+#: file is decided by probing its content (engine/decode/probe.py). The first group is
+#: libsndfile's, the rest FFmpeg's: MP4 / M4A (AAC, ALAC) and its relatives, raw AAC, WMA / ASF,
+#: Monkey's Audio, WavPack, TTA, (E-)AC-3, DTS, Matroska / WebM, AVI, MPEG-1 layer II, Musepack
+#: and AMR; video containers count for their audio track.
 AUDIO_EXTENSIONS: Final[frozenset[str]] = frozenset(
     {
         "wav", "flac", "ogg", "oga", "opus", "mp3", "aiff", "aif", "aifc", "w64", "caf", "au",
         "snd", "rf64", "wve", "sd2", "voc", "ircam", "htk", "sf", "nist", "mat4", "mat5", "pvf",
         "xi", "paf", "svx", "mpc",
+        "m4a", "m4b", "m4p", "mp4", "m4v", "mov", "3gp", "aac", "adts", "wma", "asf", "ape",
+        "wv", "tta", "ac3", "ec3", "eac3", "dts", "mka", "mkv", "webm", "weba", "avi", "mp2",
+        "mpga", "mpp", "mp+", "amr",
     }
 )  # fmt: skip
+
+#: Distinct extensions a :class:`SkipCounter` tells apart by default; skipped files of any
+#: further extension are counted together as "other".
+MAX_SKIP_EXTENSIONS: Final[int] = 64
 
 ProblemKind = Literal[
     "missing",
@@ -157,6 +199,121 @@ class ScanProblem:
     message: str
 
 
+@dataclass(frozen=True, slots=True)
+class SkipCounts:
+    """How many files a scan skipped as not audio, by extension: a :class:`SkipCounter`'s
+    reading.
+
+    Parameters
+    ----------
+    total : int
+        Files skipped; always ``sum(n for _, n in by_extension) + other``.
+    by_extension : tuple of (str, int)
+        ``(extension, files)`` for each extension told apart: lowercase, without the dot,
+        ``""`` for a name without one (``README``, ``.DS_Store``); by descending count, ties in
+        the order of the extension. May contain any character a file name can (``display`` it).
+    other : int
+        Files whose extension was met only once the counter already told apart its
+        ``max_extensions``; they are not told apart.
+    """
+
+    total: int = 0
+    by_extension: tuple[tuple[str, int], ...] = ()
+    other: int = 0
+
+
+class SkipCounter:
+    """Counts the files a scan skips as not audio, by extension, in bounded memory.
+
+    Give its :meth:`add` to :func:`scan` as ``on_skip``; read it with :meth:`counts`. At most
+    ``max_extensions`` distinct extensions are kept (the first ones met); files of any further
+    extension are counted under :attr:`SkipCounts.other`, so a tree of millions of distinct
+    extensions costs no more than one of ``max_extensions``.
+
+    Thread-safe: :func:`scan` may run in a thread of its own (``Prefetch``) while another
+    thread reads or closes the counter.
+
+    Parameters
+    ----------
+    max_extensions : int, default MAX_SKIP_EXTENSIONS
+        Distinct extensions told apart (at least 0).
+    """
+
+    __slots__ = ("_by_ext", "_closed", "_lock", "_max", "_other", "_total")
+
+    def __init__(self, *, max_extensions: int = MAX_SKIP_EXTENSIONS) -> None:
+        if max_extensions < 0:
+            raise ValueError(f"max_extensions must be >= 0, not {max_extensions}")
+        self._max = max_extensions
+        self._by_ext: dict[str, int] = {}
+        self._other = 0
+        self._total = 0
+        self._closed = False
+        self._lock = threading.Lock()
+
+    def add(self, path: str, extension: str) -> bool:
+        """Count one skipped file (the signature of :func:`scan`'s ``on_skip``).
+
+        Parameters
+        ----------
+        path : str
+            The skipped file (not kept: only its extension counts).
+        extension : str
+            Its extension, as :func:`scan` gives it: lowercase, without the dot, ``""`` for
+            none. It is lowercased again here (``.JPG`` counts as ``.jpg``) for other callers.
+
+        Returns
+        -------
+        bool
+            True when counted; False once :meth:`close` was called (nothing is counted then:
+            a listener can tell that the run has said its last word).
+        """
+        with self._lock:
+            if self._closed:
+                return False
+            self._total += 1
+            by_ext = self._by_ext
+            n = by_ext.get(extension)
+            if n is None:
+                extension = extension.lower()
+                n = by_ext.get(extension)
+            if n is not None:
+                by_ext[extension] = n + 1
+            elif len(by_ext) < self._max:
+                by_ext[extension] = 1
+            else:
+                self._other += 1
+            return True
+
+    @property
+    def total(self) -> int:
+        """Files counted so far."""
+        return self._total
+
+    def counts(self) -> SkipCounts:
+        """The counts so far, as a :class:`SkipCounts` (the extensions in their order)."""
+        with self._lock:
+            items = list(self._by_ext.items())
+            total, other = self._total, self._other
+        items.sort(key=lambda item: (-item[1], item[0]))
+        return SkipCounts(total, tuple(items), other)
+
+    def close(self) -> SkipCounts:
+        """Stop counting (:meth:`add` returns False from now on); the final counts."""
+        with self._lock:
+            self._closed = True
+        return self.counts()
+
+
+def _extension(name: str) -> str:
+    """The extension of a file name, lowercase and without the dot; ``""`` when it has none
+    (a name whose only dot is its first character, ``.flac``, has none)."""
+    dot = name.rfind(".")
+    if dot <= 0 or name[dot - 1] == "/":
+        return ""
+    return name[dot + 1 :].lower()
+
+
 def is_audio_name(name: str) -> bool:
     """Tell whether a file name has an audio extension (case-insensitive).
 
@@ -171,10 +328,7 @@ def is_audio_name(name: str) -> bool:
     bool
         True when the extension is in :data:`AUDIO_EXTENSIONS`.
     """
-    dot = name.rfind(".")
-    if dot <= 0 or name[dot - 1] == "/":
-        return False
-    return name[dot + 1 :].lower() in AUDIO_EXTENSIONS
+    return _extension(name) in AUDIO_EXTENSIONS
 
 
 def read_paths(stream: BinaryIO, *, null_separated: bool) -> Iterator[str]:
@@ -235,7 +389,10 @@ def read_paths(stream: BinaryIO, *, null_separated: bool) -> Iterator[str]:
 
 
 def scan(
-    inputs: Iterable[str], *, follow_symlinks: bool = True
+    inputs: Iterable[str],
+    *,
+    follow_symlinks: bool = True,
+    on_skip: Callable[[str, str], object] | None = None,
 ) -> Iterator[Candidate | ScanProblem]:
     """Stream the audio files found in files and folders, in a deterministic order.
 
@@ -247,7 +404,8 @@ def scan(
       is not a regular file (FIFO, device, socket) ``"not_a_file"``;
     * a directory (even one named like ``x.flac``) is walked recursively, depth-first, the
       entries of each directory in sorted name order; audio files inside give candidates, other
-      files are skipped silently, sub-folders named like ``x.flac`` are just folders;
+      regular files are skipped and told to ``on_skip``, sub-folders named like ``x.flac`` are
+      just folders;
     * a missing path, a broken symbolic link, a symbolic-link loop, an unreadable directory or
       any other OS error gives a :class:`ScanProblem` and the scan goes on.
 
@@ -260,6 +418,15 @@ def scan(
     follow_symlinks : bool, default True
         Follow symbolic links met inside walked folders (loops are detected). When false they
         are skipped silently. Inputs named explicitly are followed either way.
+    on_skip : callable ``(path, extension)``, optional
+        Called for each regular file met inside a walked folder whose name has no audio
+        extension (and each followed symbolic link to one), with its path (as in
+        :class:`Candidate`) and its extension (lowercase, without the dot, ``""`` for none).
+        A folder's files are told as it is listed, in the directory's own order, before any
+        of its entries is yielded or walked; links to such files as they are visited.
+        Typically :meth:`SkipCounter.add`. Called in the thread that iterates the scan; it
+        must not raise. Not called for anything else the scan skips (see the module
+        docstring) nor for explicitly named files (``"not_audio"``).
 
     Yields
     ------
@@ -267,7 +434,7 @@ def scan(
         One item per audio file found (each ``(dev, ino)`` reached through a link or named
         explicitly at most once) or per problem.
     """
-    return _Scanner(follow_symlinks).run(inputs)
+    return _Scanner(follow_symlinks, on_skip).run(inputs)
 
 
 # --------------------------------------------------------------------------------------------
@@ -285,10 +452,13 @@ _entry_name = attrgetter("name")
 class _Scanner:
     """State of one :func:`scan`: the seen sets and the cache of the explicit-file rule."""
 
-    __slots__ = ("_parent_cache", "dirs", "files", "follow")
+    __slots__ = ("_parent_cache", "dirs", "files", "follow", "on_skip")
 
-    def __init__(self, follow_symlinks: bool) -> None:
+    def __init__(
+        self, follow_symlinks: bool, on_skip: Callable[[str, str], object] | None
+    ) -> None:
         self.follow = follow_symlinks
+        self.on_skip = on_skip
         self.dirs: set[_FileKey] = set()  # every directory visited
         self.files: set[_FileKey] = set()  # files reached through a link or named explicitly
         # (parent path, len(self.dirs) when checked, parent was walked)
@@ -333,7 +503,7 @@ class _Scanner:
                 path,
                 "not_audio",
                 f"{display(path)} is not an audio file: {display(ext)} is not an extension "
-                "libsndfile decodes",
+                "libsndfile or FFmpeg decodes",
             )
             return
         key = (st.st_dev, st.st_ino)
@@ -361,10 +531,11 @@ class _Scanner:
         dirs = self.dirs
         files = self.files
         follow = self.follow
+        on_skip = self.on_skip
         root_key = (root_st.st_dev, root_st.st_ino)
         if root_key in dirs:
             return  # walked already: given twice, or inside an earlier input
-        listing = _list_dir(root)
+        listing = _list_dir(root, on_skip)
         if isinstance(listing, ScanProblem):
             # Not remembered: a file named explicitly in a folder that cannot be listed (mode
             # -wx) is still scanned, and a second path to it reports it again.
@@ -394,7 +565,10 @@ class _Scanner:
             mode = st.st_mode
             if stat.S_ISREG(mode):
                 if not is_audio_name(entry.name):
-                    continue  # a link to a non-audio file
+                    # a link to a non-audio file (or a folder replaced by one since listing)
+                    if on_skip is not None:
+                        on_skip(path, _extension(entry.name))
+                    continue
                 key = (st.st_dev, st.st_ino)
                 if files and key in files:
                     continue
@@ -414,7 +588,7 @@ class _Scanner:
                             )
                             break
                     continue  # a loop, or a directory already walked through another path
-                sub = _list_dir(path)
+                sub = _list_dir(path, on_skip)
                 if isinstance(sub, ScanProblem):
                     yield sub
                     continue
@@ -424,20 +598,34 @@ class _Scanner:
                 yield _not_a_file(path, mode)
 
 
-def _list_dir(path: str) -> list[os.DirEntry[str]] | ScanProblem:
+def _list_dir(
+    path: str, on_skip: Callable[[str, str], object] | None
+) -> list[os.DirEntry[str]] | ScanProblem:
     """Read one directory: entries that may matter, sorted by name, DEScending (pop order).
 
-    Regular files without an audio extension are dropped here (``DirEntry`` type checks use
-    the ``d_type`` that comes with the listing: no system call), and the directory is closed
-    before returning.
+    Regular files without an audio extension are dropped here and told to ``on_skip`` as they
+    are listed; other entries without an audio name that are neither folders nor symbolic
+    links (FIFOs, sockets, devices) are dropped silently. ``DirEntry`` type checks use the
+    ``d_type`` that comes with the listing: no system call. The directory is closed before
+    returning.
     """
     try:
         with os.scandir(path) as it:
-            entries = [
-                e
-                for e in it
-                if is_audio_name(e.name) or e.is_dir(follow_symlinks=False) or e.is_symlink()
-            ]
+            if on_skip is None:
+                entries = [
+                    e
+                    for e in it
+                    if is_audio_name(e.name) or e.is_dir(follow_symlinks=False) or e.is_symlink()
+                ]
+            else:
+                entries = []
+                keep = entries.append
+                for e in it:
+                    ext = _extension(e.name)
+                    if ext in AUDIO_EXTENSIONS or e.is_dir(follow_symlinks=False) or e.is_symlink():
+                        keep(e)
+                    elif e.is_file(follow_symlinks=False):
+                        on_skip(e.path, ext)
     except OSError as exc:
         return _problem_from_error(path, exc, "cannot list directory")
     entries.sort(key=_entry_name, reverse=True)

@@ -19,7 +19,7 @@ One supervisor process and one execution backend (engine/run/backends/)::
     |  shm buffer 0         shm buffer 1                       shm buffer N-1          |
     |  pipe 0               pipe 1                             pipe N-1                |
     |  each: get(timeout=1 s); current[i] = track; run_task (engine/run/task.py):       |
-    |  decode (engine/decode.py) into its buffer, analyse, send Done / Failed down its   |
+    |  decode (engine/decode/) into its buffer, analyse, send Done / Failed down its    |
     |  OWN pipe (send is synchronous)                                                   |
     +------------------------------------------------------------------------------------+
     |  or DaskBackend (backends/dask.py, NOTE [dask backend]): the same run_task as       |
@@ -88,7 +88,7 @@ from .backends import Backend
 from .catalog import Decision, decide, decide_problem
 from .messages import Done, Event, Failed, Job, Lost
 from .report import Report, RunStats
-from .scan import Candidate, Prefetch, ScanProblem, scan
+from .scan import Candidate, Prefetch, ScanProblem, SkipCounter, scan
 from .task import TaskSettings
 
 #: Seconds the supervisor waits for results or a worker death when it has nothing to feed.
@@ -185,6 +185,13 @@ class Supervisor:
         """Fingerprint every audio file under ``inputs``; returns the run's statistics."""
         cfg = self.config
         t0 = time.monotonic()
+        skips = SkipCounter()  # files the scan skips as not audio: the summary counts them
+
+        def count_and_list(path: str, extension: str) -> None:  # -v; in the scan's thread
+            if skips.add(path, extension):  # nothing once the run has closed the counter
+                self.report.log(f"skipped (not audio): {display(path)}")
+
+        on_skip = count_and_list if cfg.verbose else skips.add
         old_handlers = self._install_signal_handlers()  # Ctrl-C in the warm-up stops quietly
         try:
             kernels.warmup()  # compile (or load) every kernel BEFORE forking: never after
@@ -195,7 +202,8 @@ class Supervisor:
             store.clear_stale_readers()
             self.report.budget(self.backend.describe())
             self.report.open()
-            self._feed(store, scan(inputs, follow_symlinks=cfg.follow_symlinks))
+            self._feed(store, scan(inputs, follow_symlinks=cfg.follow_symlinks,
+                                   on_skip=on_skip))
             self._drain()
         except _Stop:
             self._on_stop()
@@ -219,6 +227,7 @@ class Supervisor:
             self.backend.close()
             self.stats.wall_s = time.monotonic() - t0
             self.stats.interrupted = self._stop_signal
+            self.stats.skipped = skips.close()  # a scan thread still running says no more
             self.report.close(scanned=self._scanned)
             if store_error is not None:
                 raise store_error

@@ -2,7 +2,7 @@
 
 The fork backend's workers (engine/run/backends/fork.py) and the Dask tasks
 (engine/run/backends/dask.py) both call :func:`run_task`; decoding goes through the one decode
-path (engine/decode.py). Every failure of the file itself, and every bug outside the analysis
+path (engine/decode/). Every failure of the file itself, and every bug outside the analysis
 proper, comes back as a :class:`~engine.run.messages.Failed` with its traceback (the torch
 ExceptionWrapper idea): only a crash of the process loses a job, and the backend reports that
 as :class:`~engine.run.messages.Lost`.
