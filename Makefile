@@ -23,6 +23,8 @@ demo: $(STAMP)
 	$(BIN)/engine-run --db $(DEMO).lmdb $(DEMO)
 	@echo "--- three of the stored records (engine-query --db $(DEMO).lmdb export):"
 	@$(BIN)/engine-query --db $(DEMO).lmdb export | head -n 3 | $(BIN)/python tools/show_records.py
+	@echo "--- the M4A files, AAC and ALAC, read by FFmpeg (engine-query --db $(DEMO).lmdb export | grep m4a):"
+	@$(BIN)/engine-query --db $(DEMO).lmdb export | grep '\.m4a"' | $(BIN)/python tools/show_records.py
 	@echo "--- the tracks most like track 1 (engine-query --db $(DEMO).lmdb similar 1 -k 3):"
 	@$(BIN)/engine-query --db $(DEMO).lmdb similar 1 -k 3
 	@echo "--- duplicates (engine-query --db $(DEMO).lmdb duplicates):"

@@ -6,7 +6,7 @@
 >>> a.feed(block)
 >>> a.finish().as_dict()["tempo_bpm"]
 
-Only arrays come in: decoding files is I/O and lives in engine/decode.py
+Only arrays come in: decoding files is I/O and lives in engine/decode/
 (``engine.decode.fingerprint_file``).
 
 The analyzer and what needs FFTW load on first use (PEP 562): a process that only reads

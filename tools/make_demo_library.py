@@ -3,8 +3,9 @@
 Usage: python tools/make_demo_library.py DIR [--seconds S]
 
 Every track is generated here (no download): click tracks and drum loops at several tempi,
-chords, noise, a glide and music-like mixes, written as WAV, FLAC, OGG Vorbis and MP3 at
-22.05, 44.1 and 48 kHz; one mix is there twice, as FLAC and as MP3 (a near duplicate).
+chords, noise, a glide and music-like mixes, written as WAV, FLAC, OGG Vorbis and MP3
+(soundfile) and as M4A with ALAC and with AAC (FFmpeg's encoders, tools/encode.py) at 22.05,
+44.1 and 48 kHz; one mix is there three times, as FLAC, MP3 and AAC (near duplicates).
 Re-running overwrites the same files with the same content.
 """
 
@@ -13,10 +14,17 @@ from __future__ import annotations
 import argparse
 import itertools
 import math
+import sys
 from pathlib import Path
 
 import numpy as np
 import soundfile as sf
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import encode  # tools/encode.py: M4A through FFmpeg's encoders
+
+#: The demo's M4A files and their codec (tools/encode.py FORMATS); soundfile writes the rest.
+M4A_KINDS = {"drums/loop_128bpm.m4a": "m4a_alac", "mixes/copies/song_100bpm.m4a": "m4a_aac"}
 
 
 def _t(seconds: float, sr: int) -> np.ndarray:
@@ -61,8 +69,8 @@ def tracks(seconds: float) -> list[tuple[str, int, np.ndarray]]:
 
     Each piece has its own length (``seconds`` plus a second per piece, as real tracks differ
     in length; ``engine-query duplicates`` pairs only tracks of nearly the same duration), and
-    the two songs differ in tempo, key and bass; the one real duplicate is the MP3 copy of the
-    100 BPM song.
+    the two songs differ in tempo, key and bass; the real duplicates are the MP3 and AAC copies
+    of the 100 BPM song.
     """
     out: list[tuple[str, int, np.ndarray]] = []
     rng = np.random.default_rng(7)
@@ -70,7 +78,7 @@ def tracks(seconds: float) -> list[tuple[str, int, np.ndarray]]:
     for bpm, ext, sr in ((72, "flac", 44100), (120, "wav", 44100), (174, "ogg", 48000)):
         x = _clicks(bpm, next(lengths), sr)
         out.append((f"clicks/click_{bpm}bpm.{ext}", sr, np.stack([x, x], axis=1)))
-    for bpm, ext, sr in ((90, "mp3", 44100), (128, "flac", 48000)):
+    for bpm, ext, sr in ((90, "mp3", 44100), (128, "m4a", 48000)):
         x = _drums(bpm, next(lengths), sr)
         out.append((f"drums/loop_{bpm}bpm.{ext}", sr, np.stack([x, 0.8 * x], axis=1)))
     for name, freqs, ext, sr in (("c_major", [261.6, 329.6, 392.0], "flac", 44100),
@@ -94,8 +102,9 @@ def tracks(seconds: float) -> list[tuple[str, int, np.ndarray]]:
         bass = 0.3 * np.sin(2 * np.pi * root * t) * (0.5 + 0.5 * np.cos(2 * np.pi * t * bpm / 60))
         left, right = mix + bass, 0.9 * mix + bass
         out.append((f"mixes/song_{bpm}bpm.{ext}", sr, np.stack([left, right], axis=1)))
-        if bpm == 100:  # the same song as an MP3 too: what `engine-query duplicates` finds
+        if bpm == 100:  # the same song as MP3 and AAC too: what `engine-query duplicates` finds
             out.append(("mixes/copies/song_100bpm.mp3", sr, np.stack([left, right], axis=1)))
+            out.append(("mixes/copies/song_100bpm.m4a", sr, np.stack([left, right], axis=1)))
     return out
 
 
@@ -112,7 +121,10 @@ def main(argv: list[str] | None = None) -> int:
         path.parent.mkdir(parents=True, exist_ok=True)
         peak = float(np.max(np.abs(x))) or 1.0
         pcm = (x * min(1.0, 0.89 / peak)).astype(np.float32)
-        sf.write(path, pcm, sr)
+        if rel in M4A_KINDS:
+            path.write_bytes(encode.encode(pcm, sr, M4A_KINDS[rel]))
+        else:
+            sf.write(path, pcm, sr)
     n = len(tracks(0.1))
     print(f"demo library: {n} tracks of {args.seconds:g} s and longer in {args.dir}/ "
           f"({math.ceil(total / 60)} min of audio)")

@@ -26,7 +26,7 @@ import numpy.typing as npt
 from ..errors import DecodeError
 from .source import AudioSource
 
-__all__ = ["FfmpegSource"]
+__all__ = ["MAX_DAMAGED_PACKETS", "FfmpegSource"]
 
 
 #: numpy dtype of each FFmpeg sample format (without the planar "p"); FFmpeg's samples are in
@@ -43,6 +43,9 @@ _CODEC_OPTIONS: Final[dict[str, dict[str, str]]] = {
     "ac3": {"drc_scale": "0"},
     "eac3": {"drc_scale": "0"},
 }
+#: Damaged packets skipped in one file before it counts as undecodable (a player skips them
+#: too; the note of the record says how many were).
+MAX_DAMAGED_PACKETS: Final = 8
 #: Bytes PyAV asks of the file per read.
 _IO_BUFFER: Final = 1 << 16
 
@@ -60,9 +63,9 @@ class FfmpegSource(AudioSource):
     (FFmpeg never sees the name, so any name opens) and stays the caller's to close.
     """
 
-    __slots__ = ("_cc", "_container", "_frames", "_io", "_pending", "_pending_at", "_stream",
-                 "_t", "channels", "codec", "decoder", "format", "frames", "note", "path",
-                 "samplerate")
+    __slots__ = ("_container", "_damaged", "_decoded", "_flushed", "_io", "_packets", "_pending",
+                 "_pending_at", "_stream", "_stream_note", "_t", "channels", "codec", "decoder",
+                 "format", "frames", "note", "path", "samplerate")
 
     def __init__(self, path: str, fd: int, fmt: str) -> None:
         self.path = path
@@ -73,6 +76,10 @@ class FfmpegSource(AudioSource):
         self._pending: list[npt.NDArray[Any]] | None = None
         self._pending_at = 0
         self._t = 0  # frames handed out so far
+        self._decoded: list[Any] = []  # frames of the last packet, in reverse order
+        self._damaged = 0
+        self._flushed = False
+        self._stream_note = ""
         self._io = io.FileIO(fd, "rb", closefd=False)
         try:
             self._open()
@@ -110,7 +117,7 @@ class FfmpegSource(AudioSource):
         options = _CODEC_OPTIONS.get(cc.name)
         if options:
             cc.options = dict(options)
-        self._frames = self._container.decode(stream)
+        self._packets = self._container.demux(stream)
         self.frames = self._announced_frames(stream)
         first = self._next_frame()
         if first is None:  # no samples at all: the analyzer says so ("no samples")
@@ -132,8 +139,9 @@ class FfmpegSource(AudioSource):
             stream = audio[0]
         if len(audio) > 1:
             why = "flagged default" if flagged else "FFmpeg's choice: none is flagged default"
-            self.note = (f"audio stream {audio.index(stream) + 1} of {len(audio)} used "
-                         f"(container stream #{stream.index}, {why})")
+            self._stream_note = self.note = (
+                f"audio stream {audio.index(stream) + 1} of {len(audio)} used (container "
+                f"stream #{stream.index}, {why})")
         return stream
 
     def _announced_frames(self, stream: Any) -> int:
@@ -147,18 +155,49 @@ class FfmpegSource(AudioSource):
         return -1
 
     def _next_frame(self) -> Any:
+        """The next frame with samples, None at the end; a damaged packet is skipped (as a
+        player does) up to :data:`MAX_DAMAGED_PACKETS`, and the note says how many were."""
         while True:
+            if self._decoded:
+                frame = self._decoded.pop()
+                if frame.samples > 0:
+                    return frame
+                continue
             try:
-                frame = next(self._frames, None)
+                packet = next(self._packets, None)
             except av.error.EOFError:
-                return None
+                packet = None
             except av.error.FFmpegError as e:
-                at = self._t / self.samplerate if getattr(self, "samplerate", 0) else 0.0
-                raise self._fail(f"{_strerror(e)} (after {at:.1f} s of audio)") from e
+                raise self._fail(f"{_strerror(e)} (reading the container after "
+                                 f"{self._seconds():.1f} s of audio)") from e
             except (OSError, ValueError) as e:
                 raise self._fail(_strerror(e)) from e
-            if frame is None or frame.samples > 0:
-                return frame
+            if self._flushed:
+                return None
+            try:
+                # None flushes the decoder at the end: its delayed frames come out last
+                frames = self._stream.decode(packet)
+            except av.error.EOFError:
+                frames = []
+            except av.error.FFmpegError as e:
+                self._damaged += 1
+                if self._damaged > MAX_DAMAGED_PACKETS:
+                    raise self._fail(
+                        f"{_strerror(e)}: more than {MAX_DAMAGED_PACKETS} damaged packets, the "
+                        f"last after {self._seconds():.1f} s of audio") from e
+                self._set_damage_note()
+                continue
+            if packet is None:
+                self._flushed = True
+            self._decoded = list(reversed(frames))
+
+    def _seconds(self) -> float:
+        rate = getattr(self, "samplerate", 0)
+        return self._t / rate if rate else 0.0
+
+    def _set_damage_note(self) -> None:
+        damage = f"{self._damaged} damaged packet{'s' * (self._damaged > 1)} skipped"
+        self.note = f"{self._stream_note}; {damage}" if self._stream_note else damage
 
     def _hold(self, frame: Any) -> None:
         """Keep ``frame``'s samples as numpy views of its buffers (no copy)."""
@@ -231,7 +270,8 @@ def _convert(pending: list[npt.NDArray[Any]], at: int, k: int,
         if kind == "f":
             d[...] = src
         elif kind == "u":  # u8: offset binary
-            np.subtract(src, 128, out=d, casting="unsafe")
+            d[...] = src
+            d -= np.float32(128)
             d *= np.float32(1.0 / 128)
         else:
             np.multiply(src, np.float32(2.0 ** -(bits - 1)) if bits <= 16 else 2.0 ** -(bits - 1),
