@@ -129,6 +129,8 @@ def record_problems(root: Path, rel: str, exp: dict[str, Any], recs: list[dict[s
         for key in ("sample_rate", "channels"):
             if key in exp and r[key] != exp[key]:
                 probs.append(f"{key} {r[key]} is not {exp[key]}")
+        if "note_contains" in exp and exp["note_contains"] not in (r.get("note") or ""):
+            probs.append(f"note {r.get('note')!r} does not say {exp['note_contains']!r}")
         return probs
     if status != "failed":
         return [f"status {status!r}"]

@@ -236,3 +236,24 @@ def test_similar_file_reads_an_m4a(tmp_path, library):
     out = h.engine_query(db, "similar", str(probe), "-k", "3")
     assert out.returncode == 0, out.stderr
     assert "0_m4a_aac.m4a" in out.stdout.splitlines()[2], out.stdout  # the nearest
+
+
+@pytest.mark.parametrize(("span", "ok"), [(400, True), (20000, False)])
+def test_damaged_packets_are_skipped_up_to_a_limit(tmp_path, rng, span, ok):
+    """A few bytes of garbage in the middle of an AAC stream cost a packet, as in a player, and
+    the note says so; a long run of garbage is a failure that says how much was damaged."""
+    data = bytearray(encode(music(10.0), SR, "m4a_aac"))
+    at = data.find(b"mdat") + len(data) // 3
+    data[at:at + span] = rng.integers(0, 256, span, dtype=np.uint8).tobytes()
+    path = tmp_path / "damaged.m4a"
+    path.write_bytes(bytes(data))
+    if ok:
+        with open_audio(path) as s:
+            n = sum(iter(lambda: s.read_into(np.empty((65536, 2), np.float32)), 0))
+            assert "damaged packet" in s.note and "skipped" in s.note, s.note
+        assert abs(n - 10.0 * SR) < 0.2 * SR
+    else:
+        from engine.errors import DecodeError
+
+        with pytest.raises(DecodeError, match=r"damaged.m4a: .*more than 8 damaged packets"):
+            fingerprint_file(path)

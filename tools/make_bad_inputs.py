@@ -28,6 +28,9 @@ Fields of an expectation:
 ``duration_s``, ``duration_tol``, ``sample_rate``, ``channels``
     What an ok record must say. ``duration_max_s``: the longest an ok record of an
     ``ok_or_failed`` path may claim (the intact file's length).
+``note_contains``
+    Text an ok record's ``note`` must contain: which of several audio streams was used
+    (``"stream 2 of 2"``).
 ``needs_null``
     The name holds a newline: it can be fed through stdin only NUL-separated (``-0``).
 ``xfail_reason``
@@ -41,8 +44,12 @@ does: ``\\xNN`` for a byte that is not UTF-8, ``\\n`` for a newline), give a rea
 printable line, and not claim that an existing regular file "does not exist".
 
 Everything is deterministic: random bytes come from ``--seed``, valid audio is synthesised and
-written with soundfile, broken files are made by byte surgery on those encodings (the Ogg
-stream serial number, random in libsndfile, is rewritten to a fixed one with its page CRCs).
+written with soundfile (WAV, FLAC, OGG, MP3, AIFF) or with FFmpeg's encoders through
+tools/encode.py (M4A with AAC or ALAC, MP4 video, Vorbis in Matroska), broken files are made by
+byte surgery on those encodings: truncations, MP4 atoms moved, removed, emptied or renamed
+(:func:`mp4_rebuild`), a Matroska CodecID renamed. Random identifiers are fixed: the Ogg stream
+serial number libsndfile draws is rewritten with its page CRCs, the Matroska segment and track
+UIDs FFmpeg draws with their CRC-32 elements (:func:`mkv_fix`).
 The long file (``--long-seconds``, default 7200 s: a 2-hour track; engine-run takes about 7 s
 for it on one core) is a quiet sine written in blocks, never held in memory whole. Nothing is
 ever passed to a shell. Modes 000 are computed into the expectations with :func:`os.access`
@@ -58,6 +65,7 @@ import math
 import os
 import struct
 import sys
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -65,6 +73,13 @@ from typing import Any
 
 import numpy as np
 import soundfile as sf
+
+# tools/ is not a package: its own folder on sys.path lets ``encode`` import both when this
+# file runs as a script and when a test loads it with importlib
+_TOOLS = os.path.dirname(os.path.abspath(__file__))
+if _TOOLS not in sys.path:
+    sys.path.insert(0, _TOOLS)
+from encode import encode as ffmpeg_encode  # noqa: E402  (FFmpeg's encoders, through PyAV)
 
 __all__ = ["KINDS", "Context", "Expectation", "generate", "load_expectations", "main", "shown"]
 
@@ -91,6 +106,10 @@ FORMATS = {
 #: Duration tolerance of an ok record, s: exact formats, and MP3 (encoder delay and padding).
 EXACT_TOL = 1e-4
 MP3_TOL = 0.06
+#: ... and of AAC in M4A and Vorbis in Matroska: the last codec frame's padding (up to 1024,
+#: 2048 frames) is decoded too (the containers give the length; FFmpeg does not cut to it).
+AAC_TOL = 1024 / SR + EXACT_TOL
+VORBIS_TOL = 2048 / SR + EXACT_TOL
 #: The fixed serial number every Ogg page gets (libsndfile draws a random one per file).
 OGG_SERIAL = 0x5EED0001
 #: Bytes of the random-bytes files.
@@ -164,6 +183,18 @@ class Context:
                 data = ogg_fix_serial(data, OGG_SERIAL)
             self._encoded[ext] = data
         return self._encoded[ext]
+
+    def ffmpeg_encoded(self, fmt: str, seconds: float = SECONDS, **options: Any) -> bytes:
+        """The valid track of ``seconds`` encoded by tools/encode.py as ``fmt`` (a key of its
+        FORMATS; ``options``: its ``write`` keywords), cached; Matroska made reproducible with
+        :func:`mkv_fix`."""
+        key = f"{fmt} {seconds!r} {sorted(options.items())!r}"
+        if key not in self._encoded:
+            data = ffmpeg_encode(music(seconds, SR, CHANNELS), SR, fmt, **options)
+            if data[:4] == MKV_MAGIC:
+                data = mkv_fix(data)
+            self._encoded[key] = data
+        return self._encoded[key]
 
     def write(self, name: str | bytes, data: bytes) -> None:
         """Write ``data`` to ``name`` (relative to the root)."""
@@ -361,6 +392,276 @@ def header_length(ext: str, data: bytes) -> int:
         rate = (44100, 48000, 32000)[(h >> 10) & 3]
         return pos + 144 * kbps * 1000 // rate + ((h >> 9) & 1)
     raise ValueError(f"no header rule for {ext!r}")
+
+
+# -- MP4 / M4A atoms -----------------------------------------------------------------------------
+
+#: Atoms that hold only atoms (walked by :func:`mp4_rebuild`); ``stsd`` and ``meta`` have fields
+#: before their children and are handled as leaves.
+MP4_CONTAINERS = frozenset({b"moov", b"trak", b"mdia", b"minf", b"stbl", b"edts", b"dinf",
+                            b"udta"})
+#: Full atoms whose duration field is zeroed for a track without samples: name -> offset of
+#: the duration in the body of version 0 (32 bits), of version 1 (64 bits).
+MP4_DURATIONS = {b"mvhd": (16, 24), b"tkhd": (20, 28), b"mdhd": (16, 24)}
+
+
+def mp4_atoms(data: bytes, start: int = 0, end: int | None = None) -> list[tuple[bytes, int, int]]:
+    """``(name, offset, length)`` of the atoms between ``start`` and ``end`` (one level)."""
+    end = len(data) if end is None else end
+    out = []
+    at = start
+    while at + 8 <= end:
+        length, name = struct.unpack_from(">I4s", data, at)
+        if length == 1:
+            length = struct.unpack_from(">Q", data, at + 8)[0]
+        elif length == 0:
+            length = end - at
+        if length < 8 or at + length > end:
+            raise ValueError(f"atom {name!r} at byte {at} has a bad length {length}")
+        out.append((name, at, length))
+        at += length
+    return out
+
+
+def mp4_atom(data: bytes, name: bytes) -> tuple[int, int]:
+    """``(offset, length)`` of the one top-level atom ``name``."""
+    found = [(at, n) for a, at, n in mp4_atoms(data) if a == name]
+    if len(found) != 1:
+        raise ValueError(f"{len(found)} top-level {name!r} atoms")
+    return found[0]
+
+
+MP4Edit = Callable[[tuple[bytes, ...], bytes], bytes | None]
+
+
+def mp4_rebuild(data: bytes, edit: MP4Edit, start: int = 0, end: int | None = None,
+                parents: tuple[bytes, ...] = ()) -> bytes:
+    """The atoms between ``start`` and ``end`` written again, every leaf's body (after its 8-byte
+    header) passed through ``edit(path, body)``: the new body, or None to drop the atom.
+    Containers get their new sizes; one left empty goes too. 64-bit sizes are not written (the
+    files here are small)."""
+    out = []
+    for name, at, length in mp4_atoms(data, start, end):
+        path = (*parents, name)
+        head = 16 if struct.unpack_from(">I", data, at)[0] == 1 else 8
+        if name in MP4_CONTAINERS:
+            body: bytes | None = mp4_rebuild(data, edit, at + head, at + length, path)
+            if not body and length > head:
+                body = None
+        else:
+            body = edit(path, data[at + head : at + length])
+        if body is not None:
+            out.append(struct.pack(">I4s", 8 + len(body), name) + body)
+    return b"".join(out)
+
+
+def mp4_payload_start(data: bytes) -> int:
+    """Where the audio (the ``mdat`` atom's payload) starts."""
+    at, _ = mp4_atom(data, b"mdat")
+    return at + 8
+
+
+def mp4_faststart(data: bytes) -> bytes:
+    """``data`` (``ftyp``, ..., ``mdat``, ``moov``) with ``moov`` moved right after ``ftyp``, as
+    FFmpeg's ``-movflags faststart`` writes it: every chunk offset (``stco``, ``co64``) grows by
+    the length of ``moov``."""
+    atoms = mp4_atoms(data)
+    if atoms[0][0] != b"ftyp" or atoms[-1][0] != b"moov":
+        raise ValueError("expected ftyp first and moov last")
+    _, at, length = atoms[-1]
+    shift = length
+
+    def edit(path: tuple[bytes, ...], body: bytes) -> bytes | None:
+        name = path[-1]
+        if name not in (b"stco", b"co64"):
+            return body
+        fmt = f">{struct.unpack_from('>I', body, 4)[0]}{'I' if name == b'stco' else 'Q'}"
+        offsets = struct.unpack_from(fmt, body, 8)
+        return body[:8] + struct.pack(fmt, *(o + shift for o in offsets))
+
+    moov = mp4_rebuild(data, edit, at, at + length)
+    assert len(moov) == length
+    ftyp_end = atoms[0][2]
+    return data[:ftyp_end] + moov + data[ftyp_end:at]
+
+
+def mp4_without(data: bytes, name: bytes) -> bytes:
+    """``data`` without its top-level atom ``name``."""
+    at, length = mp4_atom(data, name)
+    return data[:at] + data[at + length :]
+
+
+def mp4_box(name: bytes, body: bytes) -> bytes:
+    """An atom: its size, its name, ``body``."""
+    return struct.pack(">I4s", 8 + len(body), name) + body
+
+
+def mp4_full_box(name: bytes, body: bytes, version: int = 0, flags: int = 0) -> bytes:
+    """A full atom: ``body`` after the version and flags."""
+    return mp4_box(name, struct.pack(">I", (version << 24) | flags) + body)
+
+
+def mp4_sample_entry(data: bytes, old: bytes, new: bytes, children: bytes = b"") -> bytes:
+    """``data`` (moov last) with its one sample entry ``old`` (the first of its ``stsd``)
+    renamed ``new``, ``children`` (atoms) appended to it."""
+    done = []
+
+    def edit(path: tuple[bytes, ...], body: bytes) -> bytes | None:
+        if path[-1] == b"stsd" and body[12:16] == old:
+            done.append(path)
+            n = struct.unpack_from(">I", body, 8)[0]
+            entry = struct.pack(">I", n + len(children)) + new + body[16 : 8 + n] + children
+            return body[:8] + entry + body[8 + n :]
+        return body
+
+    at, length = mp4_atom(data, b"moov")
+    moov = mp4_rebuild(data, edit, at, at + length)
+    if len(done) != 1:
+        raise ValueError(f"{len(done)} sample entries {old!r}")
+    return data[:at] + moov + data[at + length :]
+
+
+def mp4_protection(scheme: bytes) -> bytes:
+    """The ``sinf`` atom an encrypted AAC sample entry carries: the original format
+    (``frma``: ``mp4a``), the scheme (``schm``) and its information (``schi``): for ``cenc``
+    (Common Encryption) a ``tenc`` with a key ID, for ``itun`` (Apple FairPlay) the account and
+    key atoms iTunes writes, zeroed."""
+    if scheme == b"cenc":
+        info = mp4_full_box(b"tenc", bytes([0, 0, 1, 8]) + bytes(range(16)))
+        version = 0x10000
+    elif scheme == b"itun":
+        info = b"".join(mp4_box(n, bytes(k)) for n, k in
+                        ((b"user", 4), (b"key ", 4), (b"iviv", 16), (b"name", 8), (b"priv", 64)))
+        version = 0
+    else:
+        raise ValueError(f"no protection scheme {scheme!r} here")
+    return mp4_box(b"sinf", mp4_box(b"frma", b"mp4a")
+                   + mp4_full_box(b"schm", scheme + struct.pack(">I", version))
+                   + mp4_box(b"schi", info))
+
+
+def mp4_scramble(data: bytes, rng: np.random.Generator) -> bytes:
+    """``data`` with every byte of its ``mdat`` payload XORed with ``rng``'s bytes: what the
+    samples look like encrypted (AES-CTR output is indistinguishable from that)."""
+    at, length = mp4_atom(data, b"mdat")
+    payload = np.frombuffer(data, np.uint8, length - 8, at + 8)
+    key = np.frombuffer(rng.bytes(length - 8), np.uint8)
+    return data[: at + 8] + (payload ^ key).tobytes() + data[at + length :]
+
+
+def mp4_no_samples(data: bytes) -> bytes:
+    """``data`` (moov last) with its tracks' sample tables emptied, durations zeroed, edit lists
+    and sample groups dropped, and an empty ``mdat``: every track is there, without one sample."""
+
+    def edit(path: tuple[bytes, ...], body: bytes) -> bytes | None:
+        name = path[-1]
+        if name in (b"elst", b"sgpd", b"sbgp"):
+            return None
+        if name in (b"stts", b"stsc", b"stco", b"co64"):
+            return body[:4] + struct.pack(">I", 0)
+        if name == b"stsz":
+            return body[:4] + struct.pack(">II", 0, 0)
+        if name in MP4_DURATIONS:
+            out = bytearray(body)
+            v0, v1 = MP4_DURATIONS[name]
+            if body[0] == 0:
+                struct.pack_into(">I", out, v0, 0)
+            else:
+                struct.pack_into(">Q", out, v1, 0)
+            return bytes(out)
+        return body
+
+    out = []
+    for name, at, length in mp4_atoms(data):
+        if name == b"mdat":
+            out.append(struct.pack(">I4s", 8, b"mdat"))
+        elif name == b"moov":
+            out.append(mp4_rebuild(data, edit, at, at + length))
+        else:
+            out.append(data[at : at + length])
+    return b"".join(out)
+
+
+# -- Matroska elements ---------------------------------------------------------------------------
+
+MKV_MAGIC = b"\x1a\x45\xdf\xa3"
+#: Element IDs (with their length marker, as written): the master elements walked, and those
+#: :func:`mkv_fix` rewrites.
+MKV_MASTERS = frozenset({0x18538067, 0x1549A966, 0x1654AE6B, 0xAE, 0x1254C367, 0x7373,
+                         0x63C0})  # Segment, Info, Tracks, TrackEntry, Tags, Tag, Targets
+MKV_SEGMENT = 0x18538067
+MKV_VOID = 0xEC
+#: A CRC-32 element's ID and size (4 bytes, little-endian, over the rest of its parent).
+MKV_CRC32_HEAD = b"\xbf\x84"
+MKV_SEGMENT_UID = 0x73A4
+MKV_TRACK_UID = 0x73C5
+MKV_TAG_TRACK_UID = 0x63C5
+MKV_CODEC_ID = 0x86
+
+
+def _ebml_vint(data: bytes | bytearray, at: int) -> tuple[int, int, int]:
+    """``(raw value with its marker, value without it, length)`` of the EBML number at ``at``."""
+    first = data[at]
+    n = 9 - first.bit_length() if first else 9
+    if n > 8:
+        raise ValueError(f"no EBML number at byte {at}")
+    raw = int.from_bytes(data[at : at + n], "big")
+    return raw, raw & ((1 << (7 * n)) - 1), n
+
+
+def mkv_elements(data: bytes | bytearray, start: int,
+                 end: int) -> list[tuple[int, int, int, int]]:
+    """``(id, offset, payload start, payload end)`` of the EBML elements between ``start`` and
+    ``end`` (one level; an element of unknown size runs to ``end``)."""
+    out = []
+    at = start
+    while at < end:
+        eid, _, n_id = _ebml_vint(data, at)
+        _, size, n_size = _ebml_vint(data, at + n_id)
+        body = at + n_id + n_size
+        stop = end if size == (1 << (7 * n_size)) - 1 else body + size
+        if stop > end:
+            raise ValueError(f"element {eid:#x} at byte {at} runs past {end}")
+        out.append((eid, at, body, stop))
+        at = stop
+    return out
+
+
+def mkv_fix(data: bytes, codec_ids: dict[bytes, bytes] | None = None) -> bytes:
+    """A Matroska file FFmpeg wrote, made reproducible: the random segment and track UIDs
+    (and the tags' references to them) become 1, 2, ... and every CRC-32 element is computed
+    again. ``codec_ids`` renames CodecID strings (same length: nothing moves)."""
+    out = bytearray(data)
+    uids: dict[bytes, int] = {}
+    renamed = []
+
+    def walk(start: int, end: int) -> None:
+        for eid, _, body, stop in mkv_elements(out, start, end):
+            if eid in MKV_MASTERS:
+                walk(body, stop)
+                continue
+            value = bytes(out[body:stop])
+            if eid == MKV_SEGMENT_UID:
+                out[body:stop] = (1).to_bytes(stop - body, "big")
+            elif eid in (MKV_TRACK_UID, MKV_TAG_TRACK_UID):
+                new = uids.setdefault(value, len(uids) + 1)
+                out[body:stop] = new.to_bytes(stop - body, "big")
+            elif eid == MKV_CODEC_ID and codec_ids and value in codec_ids:
+                if len(codec_ids[value]) != len(value):
+                    raise ValueError(f"CodecID {codec_ids[value]!r} is not {len(value)} bytes")
+                out[body:stop] = codec_ids[value]
+                renamed.append(value)
+
+    walk(0, len(out))
+    if codec_ids and not renamed:
+        raise ValueError(f"no CodecID of {sorted(codec_ids)} found")
+    for eid, _, body, stop in mkv_elements(out, 0, len(out)):
+        if eid != MKV_SEGMENT:
+            continue
+        for child, _, b, e in mkv_elements(out, body, stop):  # level 1: a CRC-32 comes first
+            if child != MKV_VOID and out[b : b + 2] == MKV_CRC32_HEAD and e - b >= 6:
+                struct.pack_into("<I", out, b + 2, zlib.crc32(out[b + 6 : e]))
+    return bytes(out)
 
 
 # --------------------------------------------------------------------------------------------
@@ -673,6 +974,159 @@ def _long(ctx: Context) -> None:
     ctx.ok(name, "long", seconds=total / LONG_SR, sr=LONG_SR, channels=1,
            why=f"{ctx.long_seconds:g} s; the engine's per-track time limit grows with the "
                "duration the header gives")
+
+
+# -- M4A, MP4 and Matroska: the formats only FFmpeg reads ---------------------------------------
+
+_PROBE = "engine/decode/probe.py walks the top-level atoms before FFmpeg sees the file"
+
+
+@kind("valid_m4a")
+def _valid_m4a(ctx: Context) -> None:
+    ctx.write("valid.m4a", ctx.ffmpeg_encoded("m4a_aac"))
+    ctx.ok("valid.m4a", "valid_m4a", seconds=SECONDS, sr=SR, channels=CHANNELS, tol=AAC_TOL,
+           why="AAC (256 kbit/s) in M4A, moov atom last as FFmpeg writes it; FFmpeg applies the "
+               "edit list's start (the encoder delay) and keeps the last frame's padding")
+
+
+@kind("valid_m4a_faststart")
+def _valid_m4a_faststart(ctx: Context) -> None:
+    ctx.write("valid_faststart.m4a", mp4_faststart(ctx.ffmpeg_encoded("m4a_aac")))
+    ctx.ok("valid_faststart.m4a", "valid_m4a_faststart", seconds=SECONDS, sr=SR,
+           channels=CHANNELS, tol=AAC_TOL,
+           why="valid.m4a with its moov atom first (-movflags faststart, as streaming sites "
+               "write it): the control of trunc_50pct_faststart.m4a")
+
+
+@kind("valid_m4a_alac")
+def _valid_m4a_alac(ctx: Context) -> None:
+    ctx.write("valid_alac.m4a", ctx.ffmpeg_encoded("m4a_alac"))
+    ctx.ok("valid_alac.m4a", "valid_m4a_alac", seconds=SECONDS, sr=SR, channels=CHANNELS,
+           why="ALAC (lossless) in M4A: every frame, no padding")
+
+
+@kind("trunc_50pct_m4a")
+def _trunc_m4a(ctx: Context) -> None:
+    data = ctx.ffmpeg_encoded("m4a_aac")
+    head = mp4_payload_start(data)
+    ctx.write("trunc_50pct.m4a", data[: CUTS["50pct"](head, len(data))])
+    ctx.expect("trunc_50pct.m4a", "trunc_50pct_m4a", "failed", kinds=["decode"],
+               why="cut in the middle of mdat: the moov atom (the index of every sample) was to "
+                   "come after it, so nothing can be located; " + _PROBE)
+
+
+@kind("trunc_50pct_m4a_faststart")
+def _trunc_m4a_faststart(ctx: Context) -> None:
+    data = mp4_faststart(ctx.ffmpeg_encoded("m4a_aac"))
+    head = mp4_payload_start(data)
+    ctx.write("trunc_50pct_faststart.m4a", data[: CUTS["50pct"](head, len(data))])
+    ctx.expect("trunc_50pct_faststart.m4a", "trunc_50pct_m4a_faststart", "failed",
+               kinds=["decode"],
+               why="moov first, mdat cut at half: the index points past the end of the file; "
+                   "the probe says \"cut short\" rather than fingerprint half a track as whole")
+
+
+@kind("no_moov_m4a")
+def _no_moov(ctx: Context) -> None:
+    ctx.write("no_moov.m4a", mp4_without(ctx.ffmpeg_encoded("m4a_aac"), b"moov"))
+    ctx.expect("no_moov.m4a", "no_moov_m4a", "failed", kinds=["decode"],
+               why="ftyp, free and a whole mdat but no moov atom (a recording never finished): "
+                   "the message names the missing 'moov'")
+
+
+@kind("zero_samples_m4a")
+def _zero_samples_m4a(ctx: Context) -> None:
+    ctx.write("zero_samples.m4a", mp4_no_samples(ctx.ffmpeg_encoded("m4a_aac")))
+    ctx.expect("zero_samples.m4a", "zero_samples_m4a", "failed", kinds=["bad_audio"],
+               why="an AAC track whose sample tables are empty (FFmpeg's muxer drops a track "
+                   "without packets, so the tables of valid.m4a are emptied): a stream with a "
+                   "format and no samples, like zero_frames.wav")
+
+
+@kind("unknown_codec_mka")
+def _unknown_codec(ctx: Context) -> None:
+    data = ffmpeg_encode(music(SHORT_SECONDS, SR, CHANNELS), SR, "vorbis_mka")
+    ctx.write("unknown_codec.mka", mkv_fix(data, {b"A_VORBIS": b"A_QWERTY"}))
+    ctx.expect("unknown_codec.mka", "unknown_codec_mka", "failed", kinds=["unsupported"],
+               why="a Matroska audio track whose CodecID is 'A_QWERTY' (patched from 'A_VORBIS'): "
+                   "a codec no decoder has")
+
+
+@kind("video_no_audio")
+def _video_no_audio(ctx: Context) -> None:
+    ctx.write("video_no_audio.mp4", ctx.ffmpeg_encoded("mp4_video_no_audio", SHORT_SECONDS))
+    ctx.expect("video_no_audio.mp4", "video_no_audio", "failed", kinds=["no_audio"],
+               why="an MP4 with one video stream and no audio stream")
+
+
+@kind("several_audio_default")
+def _several_default(ctx: Context) -> None:
+    name = "several_audio_default.mka"
+    ctx.write(name, ctx.ffmpeg_encoded("vorbis_mka", SHORT_SECONDS, extra_audio=1,
+                                       default_stream=1))
+    ctx.ok(name, "several_audio_default", seconds=SHORT_SECONDS, sr=SR, channels=CHANNELS,
+           tol=VORBIS_TOL, note_contains="stream 2 of 2",
+           why="two Vorbis streams, the second flagged default: it is the one a player plays, "
+               "and the record's note says so")
+
+
+@kind("several_audio_no_default")
+def _several_no_default(ctx: Context) -> None:
+    name = "several_audio_no_default.mka"
+    data = ctx.ffmpeg_encoded("vorbis_mka", SHORT_SECONDS, extra_audio=1, default_stream=None)
+    ctx.write(name, data)
+    ctx.ok(name, "several_audio_no_default", seconds=SHORT_SECONDS, sr=SR, channels=CHANNELS,
+           tol=VORBIS_TOL, note_contains="stream 1 of 2",
+           why="two Vorbis streams, none flagged default: FFmpeg's choice (the first), and the "
+               "record's note says which and why")
+
+
+@kind("text_as_m4a")
+def _text_m4a(ctx: Context) -> None:
+    ctx.write("text_as_m4a.m4a", TEXT)
+    ctx.expect("text_as_m4a.m4a", "text_as_m4a", "failed", kinds=["decode"],
+               why="the probe finds no format; neither decoder takes it")
+
+
+def _encrypted(entry: bytes, what: str) -> Kind:
+    def write(ctx: Context) -> None:
+        name = f"encrypted_{entry.decode()}.m4a"
+        ctx.write(name, mp4_sample_entry(ctx.ffmpeg_encoded("m4a_aac"), b"mp4a", entry))
+        ctx.expect(name, f"encrypted_{entry.decode()}_m4a", "failed", kinds=["encrypted"],
+                   why=f"valid.m4a with its 'mp4a' sample entry renamed {entry.decode()!r} "
+                       f"({what}), as a protected file declares itself")
+
+    return write
+
+
+_register("encrypted_drms_m4a", _encrypted(b"drms", "Apple FairPlay"))
+_register("encrypted_enca_m4a", _encrypted(b"enca", "Common Encryption"))
+
+
+def _protected(entry: bytes, scheme: bytes, salt: int, **extra: Any) -> Kind:
+    def write(ctx: Context) -> None:
+        name = f"encrypted_{scheme.decode()}.m4a"
+        data = mp4_sample_entry(ctx.ffmpeg_encoded("m4a_aac"), b"mp4a", entry,
+                                mp4_protection(scheme))
+        ctx.write(name, mp4_scramble(data, ctx.rng(salt)))
+        ctx.expect(name, f"encrypted_{scheme.decode()}_m4a", "failed", kinds=["encrypted"],
+                   why=f"as a protected file is made: sample entry {entry.decode()!r} holding "
+                       f"the 'sinf' atom of scheme {scheme.decode()!r} (its 'frma' names the "
+                       f"original 'mp4a'), and samples that are ciphertext (random here)",
+                   **extra)
+
+    return write
+
+
+_register("encrypted_itun_m4a", _protected(b"drms", b"itun", 300))
+_register("encrypted_cenc_m4a", _protected(b"enca", b"cenc", 301))
+
+
+@kind("flac_named_m4a")
+def _flac_m4a(ctx: Context) -> None:
+    ctx.write_audio("flac_named.m4a", _short(), SR, fmt="FLAC", subtype="PCM_16")
+    ctx.ok("flac_named.m4a", "flac_named_m4a", seconds=SHORT_SECONDS, sr=SR, channels=CHANNELS,
+           why="the probe reads the content, not the name: a FLAC named .m4a is a FLAC")
 
 
 # -- names -------------------------------------------------------------------------------------

@@ -146,6 +146,9 @@ def _open_with(path: str, fd: int, found: Probe, order: tuple[str, ...]) -> Audi
     """The first decoder of ``order`` that opens the file; the clearest refusal if none does."""
     if found.problem:
         raise DecodeError(path, found.problem)
+    if found.encrypted:
+        raise DecodeError(path, f"the audio is encrypted (DRM: {found.encrypted}): only an "
+                                f"unprotected copy can be fingerprinted", kind="encrypted")
     refusals: list[tuple[str, DecodeError]] = []
     for name in order:
         try:

@@ -39,11 +39,16 @@ class Probe:
     problem : str
         Why the file cannot be read whole, found by the probe itself ("" when nothing was);
         only MP4's atom walk finds any.
+    encrypted : str
+        How an MP4's audio is protected, e.g. ``"'enca' sample entry, scheme 'cenc'"`` ("" when
+        it is not): FFmpeg reports the original codec of a protected stream (the ``frma`` box),
+        so only the sample description says.
     """
 
     format: str
     offset: int = 0
     problem: str = ""
+    encrypted: str = ""
 
 
 def _id3v2_size(head: bytes) -> int:
@@ -116,41 +121,121 @@ def _name(atom: bytes) -> str:
     return repr(atom.decode("latin-1"))
 
 
-def _mp4_problem(fd: int, size: int) -> str:
-    """Why an MP4 cannot be read whole, from its top-level atoms ("" when it can)."""
+def _mp4_problem(fd: int, size: int) -> tuple[str, int, int]:
+    """Why an MP4 cannot be read whole, from its top-level atoms ("" when it can), and where
+    its ``moov`` atom is (offset, length; 0, 0 when it has none)."""
     at = 0
+    moov = (0, 0)
     seen: set[bytes] = set()
     for _ in range(_MP4_MAX_ATOMS):
         if at >= size:
             break
         raw = os.pread(fd, 16, at)
         if len(raw) < 8:
-            return f"cut short: {size - at} stray bytes after the last atom, at byte {at:,}"
+            return f"cut short: {size - at} stray bytes after the last atom, at byte {at:,}", *moov
         length, name = _ATOM.unpack_from(raw)
         if length == 1:  # 64-bit size follows
             if len(raw) < 16:
-                return f"cut short inside the header of atom {_name(name)} at byte {at:,}"
+                return f"cut short inside the header of atom {_name(name)} at byte {at:,}", *moov
             length = struct.unpack_from(">Q", raw, 8)[0]
         elif length == 0:  # "to the end of the file"
             length = size - at
         if length < 8:
             return (f"atom {_name(name)} at byte {at:,} claims {length} bytes (fewer than its "
-                    f"header)")
+                    f"header)"), *moov
         seen.add(name)
+        if name == b"moov":
+            moov = (at, length)
         if at + length > size:
             if b"moov" not in seen and name != b"moov":
                 return (f"no 'moov' atom before the file ends, and atom {_name(name)} at byte "
                         f"{at:,} claims {length:,} bytes of which {size - at:,} are there: "
-                        f"the file is cut short")
+                        f"the file is cut short"), *moov
             return (f"cut short: atom {_name(name)} at byte {at:,} claims {length:,} bytes but the "
-                    f"file ends {size - at:,} bytes into it")
+                    f"file ends {size - at:,} bytes into it"), *moov
         at += length
     else:
-        return ""  # an odd file of many atoms: let FFmpeg judge
+        return "", *moov  # an odd file of many atoms: let FFmpeg judge
     if b"moov" not in seen and b"moof" not in seen:
         return ("no 'moov' atom: the index an MP4/M4A needs to be read is missing (a download "
-                "or recording that was never finished)")
-    return ""
+                "or recording that was never finished)"), *moov
+    return "", *moov
+
+
+#: Sample entries of protected audio: Common Encryption ("enca", ISO/IEC 23001-7) and Apple's
+#: FairPlay ("drms").
+_PROTECTED_ENTRIES: Final = frozenset({b"enca", b"drms"})
+#: Bytes of one sample entry read to look for its protection boxes (a real one is < 200).
+_ENTRY_MAX: Final = 4096
+
+
+def _boxes(fd: int, start: int, end: int) -> list[tuple[bytes, int, int]]:
+    """The boxes in ``[start, end)``: (name, payload offset, payload end); a malformed length
+    ends the list (FFmpeg will judge the file)."""
+    out: list[tuple[bytes, int, int]] = []
+    at = start
+    while at + 8 <= end and len(out) < _MP4_MAX_ATOMS:
+        raw = os.pread(fd, 16, at)
+        if len(raw) < 8:
+            break
+        length, name = _ATOM.unpack_from(raw)
+        header = 8
+        if length == 1 and len(raw) == 16:
+            length, header = struct.unpack_from(">Q", raw, 8)[0], 16
+        elif length == 0:
+            length = end - at
+        if length < header or at + length > end:
+            break
+        out.append((name, at + header, at + length))
+        at += length
+    return out
+
+
+def _child(fd: int, box: tuple[int, int], name: bytes) -> tuple[int, int] | None:
+    """The payload (start, end) of the first ``name`` box inside ``box``'s payload."""
+    for child, start, end in _boxes(fd, *box):
+        if child == name:
+            return start, end
+    return None
+
+
+def _audio_sample_descriptions(fd: int, moov_at: int, moov_len: int) -> list[tuple[int, int]]:
+    """The ``stsd`` payloads of the sound tracks (handler ``soun``): moov/trak/mdia/minf/stbl/
+    stsd (ISO/IEC 14496-12, 8.3-8.5)."""
+    out = []
+    moov = (moov_at + 8, moov_at + moov_len)
+    for name, start, end in _boxes(fd, *moov):
+        mdia = _child(fd, (start, end), b"mdia") if name == b"trak" else None
+        hdlr = _child(fd, mdia, b"hdlr") if mdia else None
+        if mdia is None or hdlr is None or os.pread(fd, 4, hdlr[0] + 8) != b"soun":
+            continue
+        minf = _child(fd, mdia, b"minf")
+        stbl = _child(fd, minf, b"stbl") if minf else None
+        stsd = _child(fd, stbl, b"stsd") if stbl else None
+        if stsd is not None:
+            out.append(stsd)
+    return out
+
+
+def _mp4_protection(fd: int, moov_at: int, moov_len: int) -> str:
+    """How the audio of an MP4 is protected ("" when no sample description says it is).
+
+    Looks at each sample entry of each sound track: a protected one is named ``enca``/``drms``,
+    or carries a ``sinf`` box (whose ``schm`` names the scheme: "cenc", "cbcs", "itun" ...).
+    """
+    found = []
+    for stsd in _audio_sample_descriptions(fd, moov_at, moov_len):
+        start, end = stsd  # version/flags (4), entry count (4), then the entries
+        for entry, e_start, e_end in _boxes(fd, start + 8, end):
+            raw = os.pread(fd, min(e_end - e_start, _ENTRY_MAX), e_start)
+            if entry not in _PROTECTED_ENTRIES and raw.find(b"sinf") < 0:
+                continue
+            what = f"{_name(entry)} sample entry"
+            schm = raw.find(b"schm")
+            if schm >= 0 and len(raw) >= schm + 12:
+                what += f", scheme {_name(raw[schm + 8:schm + 12])}"
+            found.append(what)
+    return "; ".join(dict.fromkeys(found))
 
 
 def probe(fd: int) -> Probe:
@@ -176,5 +261,8 @@ def probe(fd: int) -> Probe:
     if offset:
         head = os.pread(fd, HEAD_BYTES, offset)
     fmt = _sniff(head)
-    problem = _mp4_problem(fd, size) if fmt == "mp4" and offset == 0 else ""
-    return Probe(fmt, offset, problem)
+    if fmt != "mp4" or offset:
+        return Probe(fmt, offset)
+    problem, moov_at, moov_len = _mp4_problem(fd, size)
+    encrypted = _mp4_protection(fd, moov_at, moov_len) if moov_len and not problem else ""
+    return Probe(fmt, offset, problem, encrypted)
