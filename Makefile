@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 DEMO   ?= demo-library
 
-.PHONY: all install demo test lint bench bench-synthetic bench-accuracy bench-robustness clean
+.PHONY: all install demo test lint bench bench-synthetic bench-accuracy bench-robustness bench-decoders clean
 
 all: test
 
@@ -74,6 +74,13 @@ bench-robustness: $(STAMP)
 		--reuse $(HOME)/.cache/fingerprint-engine/robustness-full \
 		--work $(HOME)/.cache/fingerprint-engine/query-calibration-full \
 		-o $(RESULTS)/query-calibration-full.json
+
+# libsndfile against FFmpeg on every format either reads (engine/decode FORMAT_DECODERS), and the
+# 2-hour M4A's worker memory; ~12 min, 1.1 GB of transcodes cached under ~/.cache.
+bench-decoders: $(STAMP)
+	test -f $(CORPUS)/manifest.tsv || bash ../shared/corpus/make_corpus.sh $(CORPUS) small
+	$(BIN)/python bench/decoders.py $(CORPUS) --rounds 5 -o $(RESULTS)/decoders.json
+	$(BIN)/python bench/worker_memory.py --hours 2 --format m4a -o $(RESULTS)/worker-memory-2h-m4a.json
 
 bench-synthetic: $(STAMP)
 	$(BIN)/python bench/kernel_speed.py --synthetic 3 --seconds 240 --repeats 3 -o $(RESULTS)/kernels-synthetic.json

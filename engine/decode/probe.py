@@ -23,6 +23,10 @@ HEAD_BYTES: Final = 64
 _MP4_MAX_ATOMS: Final = 4096
 
 _ATOM = struct.Struct(">I4s")
+#: The first packet of an Ogg stream names its codec (RFC 7845 for Opus; the Vorbis I and
+#: FLAC-in-Ogg specifications).
+_OGG_CODECS: Final = ((b"\x01vorbis", "vorbis"), (b"OpusHead", "opus"), (b"\x7fFLAC", "flac"),
+                      (b"Speex   ", "speex"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,8 +36,8 @@ class Probe:
     Attributes
     ----------
     format : str
-        ``"wav"``, ``"aiff"``, ``"flac"``, ``"ogg"``, ``"mp3"``, ``"mp4"``, ... (the keys of
-        engine.decode.FORMAT_DECODERS), or ``"unknown"``.
+        ``"wav"``, ``"aiff"``, ``"flac"``, ``"ogg_vorbis"``, ``"ogg_opus"``, ``"mp3"``,
+        ``"mp4"``, ... (the keys of engine.decode.FORMAT_DECODERS), or ``"unknown"``.
     offset : int, bytes
         Where the content starts (past an ID3v2 tag, else 0).
     problem : str
@@ -92,7 +96,12 @@ def _sniff(head: bytes) -> str:
         return "au"
     if four == b"fLaC":
         return "flac"
-    if four == b"OggS":
+    if four == b"OggS":  # the first page holds the first packet: the codec's header
+        page_segments = head[26] if len(head) > 26 else 0
+        packet = head[27 + page_segments:]
+        for magic, codec in _OGG_CODECS:
+            if packet.startswith(magic):
+                return f"ogg_{codec}"
         return "ogg"
     if head[4:8] == b"ftyp" or head[4:8] in (b"moov", b"mdat", b"free", b"wide", b"skip"):
         return "mp4"
