@@ -26,8 +26,8 @@ import time
 from contextlib import contextmanager
 
 import numpy as np
-import pyfftw
 
+from . import _fftw as pyfftw  # FFTW without pyfftw's package imports (kernels/_fftw.py)
 from . import _hpss, _rhythm, _samples, _spectral, _tonal
 from . import design as D
 from .errors import BadAudioError, FingerprintError, ParameterError

@@ -46,7 +46,6 @@ from kernels.errors import ParameterError
 
 from ..errors import DecodeError
 from ..text import display
-from .ffmpeg import FfmpegSource
 from .probe import Probe, probe
 from .sndfile import SndfileSource
 from .source import AudioSource
@@ -67,9 +66,15 @@ DEFAULT_BLOCK_FRAMES = 65536
 
 Decoder = Literal["libsndfile", "ffmpeg"]
 #: The decoders, by the name :attr:`AudioSource.decoder` gives.
+def _ffmpeg(path: str, fd: int, fmt: str) -> AudioSource:
+    from .ffmpeg import FfmpegSource  # PyAV's import (55 ms) once a file needs FFmpeg
+
+    return FfmpegSource(path, fd, fmt)
+
+
 DECODERS: Final[dict[str, Callable[[str, int, str], AudioSource]]] = {
     "libsndfile": SndfileSource,
-    "ffmpeg": FfmpegSource,
+    "ffmpeg": _ffmpeg,
 }
 _SHOWN: Final = {"libsndfile": "libsndfile", "ffmpeg": "FFmpeg"}
 _BOTH: Final = ("libsndfile", "ffmpeg")

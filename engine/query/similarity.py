@@ -49,10 +49,12 @@ import numpy as np
 import numpy.typing as npt
 
 from kernels import FINGERPRINT_NAMES, FINGERPRINT_VERSION
-from kernels.neighbours import near_pairs, weighted_distances
 
 from .. import store as st
 from ..errors import QueryError
+
+# kernels.neighbours (Numba) is imported where a distance is computed: commands that only read
+# records (show, export, failures) do not pay numba's import (0.19 s).
 
 __all__ = [
     "DEFAULT_WEIGHTS",
@@ -434,6 +436,8 @@ class Library:
         np.ndarray, shape (n,), float64
         """
         w = unit_weights(weights)
+        from kernels.neighbours import weighted_distances
+
         d = weighted_distances(self.z, q, w, out=out)
         d *= 1.0 / float(np.sum(w))
         np.sqrt(d, out=d)
@@ -632,6 +636,8 @@ def duplicates(lib: Library, weights: _F8, *, max_distance: float,
     # separate tracks most first (weight x spread), and none of weight 0.
     spread = weights * (lib.z.var(axis=0) if len(lib) else np.ones(len(weights)))
     cols = np.array([k for k in np.argsort(-spread, kind="stable") if weights[k] > 0])
+    from kernels.neighbours import near_pairs
+
     i, j, sq = near_pairs(np.ascontiguousarray(lib.z[:, cols]), lib.duration_s, weights[cols],
                           max_sq_distance=max_distance**2 * wsum,
                           duration_tolerance_s=duration_tolerance_s)
