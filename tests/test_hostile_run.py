@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import resource
+import select
 import signal
 import subprocess
 import time
@@ -169,6 +170,32 @@ def test_a_file_copied_then_deleted_keeps_its_fingerprint(tmp_path):
         assert r.rc == 0, r.stderr
         assert [rec["status"] for rec in r.records] == ["cached"]
     assert h.store_contents(db).bits() == {str(new): before}
+
+
+def test_workers_forked_while_stdin_is_being_read_take_jobs(tmp_path):
+    """The scan's thread blocks reading stdin while workers are forked (the first job starts
+    them; a dead one is replaced). A forked child closes sys.stdin (multiprocessing does): had
+    the thread held sys.stdin's lock at the fork, every new worker hung there for ever. And a
+    job that goes again after the workers died must not wait for the next line of stdin."""
+    lib, db = tmp_path / "lib", tmp_path / "db"
+    paths = _tracks(lib, 2)
+    proc = h.start_engine_run("--db", str(db), "--cores", "2", "--jsonl", "-q", "-",
+                              stdin=subprocess.PIPE)
+    try:
+        assert proc.stdin is not None and proc.stdout is not None
+        for path in paths:  # the second after both workers were killed and replaced
+            proc.stdin.write(f"{path}\n".encode())
+            proc.stdin.flush()
+            ready, _, _ = select.select([proc.stdout], [], [], 30)
+            assert ready, f"no record for {path} within 30 s while stdin stays open"
+            assert json.loads(proc.stdout.readline())["status"] == "ok"
+            for w in psutil.Process(proc.pid).children():
+                w.kill()
+        proc.stdin.close()
+        assert proc.wait(timeout=60) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
 
 
 def test_idle_workers_killed_while_waiting_for_jobs_do_not_hang_the_run(tmp_path):

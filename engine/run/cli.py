@@ -27,6 +27,7 @@ one_thread_per_process()  # before numpy loads: engine/threads.py
 
 import argparse  # noqa: E402 - after the thread settings on purpose
 import contextlib  # noqa: E402
+import io  # noqa: E402
 import math  # noqa: E402
 import os  # noqa: E402
 import sys  # noqa: E402
@@ -101,6 +102,10 @@ def _size(text: str) -> int:
     if not (math.isfinite(v) and lo <= v <= hi):
         raise argparse.ArgumentTypeError(f"{text} is out of range: from 64K to 16T")
     return int(v)
+
+
+#: --memory-limit's default: 1 GiB per LocalCluster worker.
+DEFAULT_MEMORY_LIMIT = 2**30
 
 
 def _memory_limit(text: str) -> str | int:
@@ -179,9 +184,11 @@ def run_parser() -> argparse.ArgumentParser:
     dask.add_argument("--scheduler", metavar="ADDRESS",
                       help="a running Dask scheduler, e.g. tcp://HOST:8786 (implies "
                            "--backend dask)")
-    dask.add_argument("--memory-limit", default="1GiB", type=_memory_limit,
-                      help="memory per LocalCluster worker; the nanny restarts a worker past "
-                           "95 %% of it [%(default)s]")
+    # the default is not a string: argparse would pass it through _memory_limit, whose dask
+    # import (0.09 s) every engine-run would then pay
+    dask.add_argument("--memory-limit", default=DEFAULT_MEMORY_LIMIT, type=_memory_limit,
+                      help="memory per LocalCluster worker, e.g. 800MB; the nanny restarts a "
+                           "worker past 95 %% of it [1GiB]")
     dask.add_argument("--path-map", action="append", default=[], metavar="LOCAL=REMOTE",
                       help="the workers see files under LOCAL at REMOTE (repeatable)")
     dask.add_argument("--connect-timeout", type=_bounded("--connect-timeout", float),
@@ -194,7 +201,18 @@ def run_parser() -> argparse.ArgumentParser:
 def _inputs(paths: Sequence[str], null: bool) -> Iterator[str]:
     for p in paths:
         if p == "-":
-            yield from read_paths(sys.stdin.buffer, null_separated=null)
+            # Read through a raw, unbuffered duplicate of the descriptor, never through
+            # sys.stdin: the scan's thread blocks in this read, and a worker forked meanwhile
+            # (the first job, a respawn) closes sys.stdin as multiprocessing does in every
+            # child; had the thread held sys.stdin.buffer's lock at the fork, that close would
+            # wait for ever in the child.
+            try:
+                fd = os.dup(sys.stdin.fileno())
+            except (OSError, AttributeError, ValueError) as e:  # closed: <&-
+                raise InputError(f"cannot read paths from stdin ('-'): it is closed ({e})") \
+                    from None
+            with io.FileIO(fd, "rb") as raw:
+                yield from read_paths(raw, null_separated=null)
         else:
             yield p
 
