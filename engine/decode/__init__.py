@@ -36,12 +36,12 @@ import os
 import stat
 import time
 from collections.abc import Callable
-from typing import Final, Literal
+from typing import TYPE_CHECKING, Final, Literal
 
 import numpy as np
 import numpy.typing as npt
 
-from kernels import Analyzer, Fingerprint
+import kernels
 from kernels.errors import ParameterError
 
 from ..errors import DecodeError
@@ -49,6 +49,9 @@ from ..text import display
 from .probe import Probe, probe
 from .sndfile import SndfileSource
 from .source import AudioSource
+
+if TYPE_CHECKING:  # the analyzer (Numba, FFTW) loads when a file is fingerprinted, not before
+    from kernels import Analyzer, Fingerprint
 
 __all__ = [
     "DECODERS",
@@ -244,7 +247,7 @@ def fingerprint_file(path: str | os.PathLike[str], *,
     from kernels.errors import BadAudioError
 
     with open_audio(path) as source:
-        analyzer = Analyzer(source.samplerate, source.channels)
+        analyzer = kernels.Analyzer(source.samplerate, source.channels)
         pcm = np.empty((int(block_frames), source.channels), dtype=np.float32)
         try:
             stream(source, analyzer, pcm)

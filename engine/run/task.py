@@ -14,17 +14,21 @@ import time
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
 
-from kernels import Analyzer
+import kernels
 from kernels.errors import BadAudioError, ParameterError
 
 from ..decode import open_audio, stream
 from ..errors import DecodeError
 from ..text import display
 from .messages import Done, Failed, Job
+
+if TYPE_CHECKING:
+    from kernels import Analyzer
 
 #: Channels the PCM buffer holds at ``block_frames`` frames; files with more read fewer frames.
 BUFFER_CHANNELS = 8
@@ -88,7 +92,7 @@ class TaskState:
         key = (sr, channels)
         a = self.analyzers.pop(key, None)
         if a is None:
-            a = Analyzer(sr, channels)
+            a = kernels.Analyzer(sr, channels)  # loaded by the supervisor's warm-up
         else:
             a.reset()
         self.analyzers[key] = a  # most recently used last

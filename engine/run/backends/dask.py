@@ -611,8 +611,10 @@ class DaskBackend:
     def _budget_line(self) -> str:
         dc = self.config
         sup = psutil.Process().memory_info().rss / 2**20
+        limit = (f"{dc.memory_limit / 2**20:,.0f} MiB" if isinstance(dc.memory_limit, int)
+                 else dc.memory_limit)
         where = (f"LocalCluster of {dc.workers} worker processes x 1 thread, memory limit "
-                 f"{dc.memory_limit} each (the nanny restarts a worker past 95 %)"
+                 f"{limit} each (the nanny restarts a worker past 95 %)"
                  if dc.scheduler is None else f"scheduler {dc.scheduler}, {self._threads} "
                  f"worker threads")
         return (f"dask: {where}; client {sup:.0f} MB; at most {self._window} tasks in flight, "
