@@ -12,6 +12,10 @@ numpy, numba, pyfftw, scipy or librosa is first imported. The rest:
 - timing and summaries: :func:`timed`, :func:`median`, :func:`spread`, :func:`median_by_key`;
 - engine-run as a subprocess: :func:`engine_script`, :func:`time_engine_run`, and its memory
   sampled while it runs (:func:`sample_engine_memory`);
+- whole processes and other revisions: :func:`time_process` (wall and CPU of one command),
+  :func:`round_order` (interleaved rounds), :func:`fmt_spread` ("median [min-max]"),
+  :func:`resolve_revision`, :class:`RevisionWorktree`, :func:`tree_env`, :func:`tree_imports`,
+  :func:`git_uncommitted`, :func:`use_bytecode_cache` and :func:`parse_importtime`;
 - the report: :func:`machine_info`, how busy the rest of the machine was
   (:func:`cpu_snapshot`, :func:`other_cpu`, :func:`interference_warning`), strict JSON
   (:func:`jsonable`, :func:`write_report`) and the scripts' argument parser (:func:`parser`).
@@ -933,3 +937,340 @@ def mp3_level(*, samplerate: int, kbps: int) -> tuple[float, int]:
         return 0.0, top
     level = round((top - kbps) / span, 3)
     return level, int(top - level * span)
+
+
+# --------------------------------------------------------------------------------------------
+# Whole processes, interleaved rounds, and another revision of the code beside this one
+# --------------------------------------------------------------------------------------------
+
+
+def time_process(argv: Sequence[str], *, env: dict[str, str] | None = None,
+                 cwd: str | Path | None = None, timeout_s: float = 600.0,
+                 ok_codes: Sequence[int] = (0,)) -> dict[str, Any]:
+    """Run one command to its end and time the whole process: launch to exit.
+
+    stdin and stdout are ``/dev/null`` (nothing is parsed, so no pipe slows the child), stderr is
+    kept for the error message. The CPU time is what this process's waited-for children used
+    meanwhile (``RUSAGE_CHILDREN``: the command and every descendant it waited for, e.g.
+    engine-run's workers); a busy machine stretches the wall time far more than the CPU time.
+
+    Parameters
+    ----------
+    argv : sequence of str
+        The command (no shell).
+    env : dict, optional
+        Its environment (default: ours).
+    cwd : str or Path, optional
+        Its working directory.
+    timeout_s : float
+        The longest it may take.
+    ok_codes : sequence of int
+        Exit codes taken as success.
+
+    Returns
+    -------
+    dict
+        ``wall_s``, ``cpu_s`` (user + system) and ``exit_code``.
+
+    Raises
+    ------
+    RuntimeError
+        When the command exits with a code outside ``ok_codes`` (its stderr's tail is quoted).
+    """
+    import resource
+
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t0 = time.perf_counter()
+    proc = subprocess.run(list(argv), env=env, cwd=cwd, stdin=subprocess.DEVNULL,
+                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                          timeout=timeout_s, check=False)
+    wall = time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if proc.returncode not in ok_codes:
+        tail = proc.stderr[-3000:].decode("utf-8", "replace")
+        raise RuntimeError(f"{' '.join(map(str, argv))} exited {proc.returncode}:\n{tail}")
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return {"wall_s": wall, "cpu_s": cpu, "exit_code": proc.returncode}
+
+
+def round_order(items: Sequence[Any], round_index: int) -> list[Any]:
+    """The order of one interleaved round: rotated by the round's number, reversed on odd rounds.
+
+    Every item runs once per round; over the rounds each takes every position, and reversing
+    on odd rounds changes which item runs just before it (a plain rotation keeps the cyclic
+    neighbours): no item always inherits the same predecessor's caches or the round's start.
+
+    Parameters
+    ----------
+    items : sequence
+        What one round runs.
+    round_index : int
+        0, 1, 2, ...
+
+    Returns
+    -------
+    list
+        The same items in this round's order.
+    """
+    seq = list(items)
+    if not seq:
+        return seq
+    k = (round_index // 2) % len(seq)
+    seq = seq[k:] + seq[:k]
+    return seq[::-1] if round_index % 2 else seq
+
+
+def fmt_spread(values: Sequence[float] | dict[str, Any], spec: str = ".2f") -> str:
+    """``median [min-max]`` of a list of numbers (or of a :func:`spread` dict), as text.
+
+    Parameters
+    ----------
+    values : sequence of float, or dict
+        The numbers, or :func:`spread`'s ``median`` / ``min`` / ``max`` (any suffix).
+    spec : str
+        Format of each number.
+
+    Returns
+    -------
+    str
+        "-" when there is nothing.
+    """
+    if isinstance(values, dict):
+        got = {k.split("_")[0]: v for k, v in values.items()
+               if k.split("_")[0] in ("median", "min", "max")}
+    else:
+        got = spread(values)
+    if any(got.get(k) is None for k in ("median", "min", "max")):
+        return "-"
+    return f"{got['median']:{spec}} [{got['min']:{spec}}-{got['max']:{spec}}]"
+
+
+def resolve_revision(*, rev: str, repo: Path = REPO) -> str:
+    """The commit hash a git revision names (read-only ``git rev-parse --verify REV^{commit}``).
+
+    Parameters
+    ----------
+    rev : str
+        ``HEAD``, a branch, a tag, a (short) hash.
+    repo : Path
+        The repository (default: this one).
+
+    Returns
+    -------
+    str
+        40 hex digits.
+
+    Raises
+    ------
+    ValueError
+        When git does not know the revision.
+    """
+    try:
+        res = subprocess.run(["git", "-C", str(repo), "rev-parse", "--verify", "--quiet",
+                              f"{rev}^{{commit}}"], capture_output=True, text=True, timeout=60,
+                             check=False)
+    except (OSError, subprocess.SubprocessError) as exc:
+        raise ValueError(f"git rev-parse failed: {exc}") from exc
+    if res.returncode != 0 or not res.stdout.strip():
+        raise ValueError(f"{rev!r} is no commit of {repo} ({res.stderr.strip() or 'unknown'})")
+    return res.stdout.strip()
+
+
+class RevisionWorktree:
+    """A temporary detached git worktree of a commit, removed again on leaving (errors too).
+
+    A context manager: ``with RevisionWorktree(commit=..., path=...) as tree:``. Only ``git
+    worktree add --detach`` and ``git worktree remove --force`` run: the repository's own
+    working tree, index and branch are never touched. (bench/kernel_speed.py has the same in
+    ``baseline_worktree``.)
+
+    Parameters
+    ----------
+    commit : str
+        What to check out (a resolved hash, :func:`resolve_revision`).
+    path : Path
+        Where; must not exist yet.
+    repo : Path
+        The repository (default: this one).
+    log : bool
+        Say what happens on stderr.
+    """
+
+    def __init__(self, *, commit: str, path: Path, repo: Path = REPO, log: bool = False) -> None:
+        self.commit, self.path, self.repo, self.log = commit, path, repo, log
+
+    def _git(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(["git", "-C", str(self.repo), *args], capture_output=True,
+                              text=True, timeout=300, check=False)
+
+    def __enter__(self) -> Path:
+        res = self._git("worktree", "add", "--detach", str(self.path), self.commit)
+        if res.returncode != 0:
+            raise RuntimeError(f"git worktree add failed ({res.returncode}): "
+                               f"{res.stderr.strip()}")
+        if self.log:
+            print(f"# worktree of {self.commit[:12]} at {self.path}", file=sys.stderr)
+        return self.path
+
+    def __exit__(self, *exc: object) -> None:
+        res = self._git("worktree", "remove", "--force", str(self.path))
+        if res.returncode != 0:
+            print(f"WARNING: git worktree remove --force {self.path} failed: "
+                  f"{res.stderr.strip()}; run `git -C {self.repo} worktree prune` once the "
+                  f"folder is gone", file=sys.stderr)
+        elif self.log:
+            print(f"# worktree removed ({self.path})", file=sys.stderr)
+
+
+def tree_env(tree: Path, *, extra: dict[str, str] | None = None) -> dict[str, str]:
+    """Our environment (one thread per library) with ``tree`` first on ``PYTHONPATH``.
+
+    A child started with it and ``cwd=tree`` imports that tree's ``engine`` and ``kernels``:
+    PYTHONPATH comes before site-packages, and the editable install's finder comes after
+    ``sys.path`` (check it: :func:`tree_imports`).
+
+    Parameters
+    ----------
+    tree : Path
+        A source tree holding ``engine/`` and ``kernels/``.
+    extra : dict, optional
+        More variables.
+
+    Returns
+    -------
+    dict
+    """
+    env = dict(os.environ)
+    env.update(SINGLE_THREAD_ENV)
+    env["PYTHONPATH"] = os.pathsep.join(
+        p for p in (str(tree), os.environ.get("PYTHONPATH")) if p)
+    env.update(extra or {})
+    return env
+
+
+def tree_imports(tree: Path, *, modules: Sequence[str] = ("engine", "kernels")) -> dict[str, str]:
+    """Where a child run with :func:`tree_env` imports each module from; raises if outside ``tree``.
+
+    Parameters
+    ----------
+    tree : Path
+        The source tree.
+    modules : sequence of str
+        Packages (or modules) to import.
+
+    Returns
+    -------
+    dict
+        Module -> its resolved ``__file__``.
+
+    Raises
+    ------
+    RuntimeError
+        When the child fails, or a module came from elsewhere (PYTHONPATH did not win).
+    """
+    code = ("import importlib, json, os, sys; print(json.dumps({m: os.path.realpath("
+            "importlib.import_module(m).__file__) for m in sys.argv[1:]}))")
+    proc = subprocess.run([sys.executable, "-c", code, *modules], env=tree_env(tree),
+                          cwd=tree, capture_output=True, text=True, timeout=600, check=False)
+    if proc.returncode != 0:
+        raise RuntimeError(f"importing {modules} from {tree} failed:\n{proc.stderr[-3000:]}")
+    files: dict[str, str] = json.loads(proc.stdout.strip().splitlines()[-1])
+    outside = [f for f in files.values() if not Path(f).is_relative_to(tree.resolve())]
+    if outside:
+        raise RuntimeError(f"a child meant to run {tree} imported {outside}: PYTHONPATH did "
+                           f"not win over the installed packages")
+    return files
+
+
+def parse_importtime(text: str) -> list[dict[str, Any]]:
+    """The lines of ``python -X importtime`` (stderr) as rows, in the order printed.
+
+    Each row: ``name``, ``self_ms``, ``cumulative_ms``, ``depth`` (0: imported by the script
+    itself, at its top or later inside a function) and ``parent`` (the module whose import
+    caused it: the next line one level up, as the output prints children before parents).
+
+    Parameters
+    ----------
+    text : str
+        The stderr of one process (other lines are ignored).
+
+    Returns
+    -------
+    list of dict
+    """
+    rows: list[dict[str, Any]] = []
+    for line in text.splitlines():
+        if not line.startswith("import time:") or "self [us]" in line:
+            continue
+        parts = line[len("import time:"):].split("|", 2)
+        if len(parts) != 3:
+            continue
+        try:
+            self_us, cum_us = int(parts[0]), int(parts[1])
+        except ValueError:
+            continue
+        raw = parts[2].rstrip("\n")
+        name = raw.strip()
+        depth = max(0, (len(raw) - len(raw.lstrip(" ")) - 1) // 2)
+        rows.append({"name": name, "self_ms": self_us / 1000, "cumulative_ms": cum_us / 1000,
+                     "depth": depth, "parent": None})
+    for i, row in enumerate(rows):
+        if row["depth"] == 0:
+            continue
+        for later in rows[i + 1:]:
+            if later["depth"] == row["depth"] - 1:
+                row["parent"] = later["name"]
+                break
+    return rows
+
+
+def git_uncommitted(*, repo: Path = REPO,
+                    paths: Sequence[str] = ("engine", "kernels")) -> list[str]:
+    """``git status --porcelain -- PATHS`` (read-only): the uncommitted edits a run measures.
+
+    Parameters
+    ----------
+    repo : Path
+        A checkout (the repository, or a worktree).
+    paths : sequence of str
+        What to look at (default: the engine's and the kernels' sources).
+
+    Returns
+    -------
+    list of str
+        One line per changed file; empty for a clean tree.
+    """
+    try:
+        res = subprocess.run(["git", "-C", str(repo), "status", "--porcelain", "--", *paths],
+                             capture_output=True, text=True, timeout=60, check=False)
+    except (OSError, subprocess.SubprocessError) as exc:
+        return [f"git status failed: {exc}"]
+    return res.stdout.splitlines() if res.returncode == 0 else [
+        f"git status failed: {res.stderr.strip()}"]
+
+
+def use_bytecode_cache(*, directory: Path) -> dict[str, Any]:
+    """Let the children this process starts cache their bytecode, under ``directory``.
+
+    Sets ``PYTHONPYCACHEPREFIX`` and drops ``PYTHONDONTWRITEBYTECODE`` in ``os.environ`` (this
+    interpreter is not affected: it read them at its start). A whole-process start-up with warm
+    caches includes the ``.pyc`` files an installed package has: without them every process
+    compiles the engine's sources again (~0.07 s per engine-run here). The prefix keeps the
+    ``.pyc`` out of the source trees; Numba's cache is not affected (it stays next to the
+    kernels' sources).
+
+    Parameters
+    ----------
+    directory : Path
+        Where the bytecode goes (a scratch folder of the run).
+
+    Returns
+    -------
+    dict
+        What was set and what was there before, for the report.
+    """
+    before = {k: os.environ.get(k) for k in ("PYTHONDONTWRITEBYTECODE", "PYTHONPYCACHEPREFIX")}
+    os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
+    os.environ["PYTHONPYCACHEPREFIX"] = str(directory)
+    return {"PYTHONPYCACHEPREFIX": str(directory), "PYTHONDONTWRITEBYTECODE": None,
+            "environment_before": before}
