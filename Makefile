@@ -50,6 +50,7 @@ bench: $(STAMP)
 		-o $(RESULTS)/throughput-corpus-small.json --png $(RESULTS)/throughput-corpus-small.png
 	$(BIN)/python bench/memory.py -o $(RESULTS)/memory.json --png $(RESULTS)/memory.png
 	$(BIN)/python bench/worker_memory.py --hours 2 -o $(RESULTS)/worker-memory-2h.json
+	$(BIN)/python bench/startup.py --repeats 15 -o $(RESULTS)/startup.json
 	$(BIN)/python bench/profile_memory.py -o $(RESULTS)/profile-memory.json
 	$(BIN)/python bench/peers.py $(CORPUS) --limit 8 -o $(RESULTS)/peers-corpus-small.json
 	$(BIN)/python bench/query_speed.py -o $(RESULTS)/query-speed.json
