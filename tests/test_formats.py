@@ -16,6 +16,7 @@ import signals as sig
 import soundfile as sf
 
 from engine.decode import fingerprint_file, open_audio
+from engine.errors import DecodeError
 from kernels import FINGERPRINT_NAMES
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -175,6 +176,20 @@ def test_the_two_decoders_agree_on_lossy_files(tmp_path, kind):
     assert max(noise.values()) <= CODEC_TOLERANCE, sorted(noise.items(), key=lambda kv: -kv[1])
 
 
+def test_a_file_the_first_decoder_refuses_goes_to_the_next(tmp_path):
+    """A WAV holding WMA: libsndfile, first for WAV, refuses its 'fmt ' chunk; FFmpeg then
+    reads the file from its start, wherever libsndfile stopped reading."""
+    from encode import Format
+
+    path = tmp_path / "wma.wav"
+    path.write_bytes(encode(music(2.0), SR, Format("wav", "wmav2", "wav", bit_rate=128_000)))
+    with pytest.raises(DecodeError):
+        open_audio(path, decoder="libsndfile")
+    with open_audio(path) as s:
+        assert (s.decoder, s.format, s.codec) == ("ffmpeg", "wav", "wmav2")
+    assert abs(len(decoded(path)) - 2.0 * SR) < 0.05 * SR
+
+
 def test_the_content_decides_not_the_name(tmp_path):
     x = music(3.0)
     flac = tmp_path / "really_flac.mp3"
@@ -253,7 +268,5 @@ def test_damaged_packets_are_skipped_up_to_a_limit(tmp_path, rng, span, ok):
             assert "damaged packet" in s.note and "skipped" in s.note, s.note
         assert abs(n - 10.0 * SR) < 0.2 * SR
     else:
-        from engine.errors import DecodeError
-
         with pytest.raises(DecodeError, match=r"damaged.m4a: .*more than 8 damaged packets"):
             fingerprint_file(path)

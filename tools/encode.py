@@ -112,7 +112,7 @@ def _video_frames(stream: Any, seconds: float) -> Iterator[Any]:
 
 
 def write(target: str | os.PathLike[str] | io.BytesIO, blocks: Iterable[np.ndarray], sr: int,
-          channels: int, kind: str, *, seconds: float | None = None,
+          channels: int, kind: str | Format, *, seconds: float | None = None,
           extra_audio: int = 0, default_stream: int | None = None) -> None:
     """Encode ``blocks`` into ``target`` as ``FORMATS[kind]``.
 
@@ -122,8 +122,8 @@ def write(target: str | os.PathLike[str] | io.BytesIO, blocks: Iterable[np.ndarr
     blocks : iterable of ndarray, shape (frames, channels), float
     sr : int, Hz
     channels : int
-    kind : str
-        A key of :data:`FORMATS`.
+    kind : str or Format
+        A key of :data:`FORMATS`, or a :class:`Format` of the caller's.
     seconds : float or None, keyword-only
         The audio's length, needed only for a video stream (how many frames to write).
     extra_audio : int, keyword-only
@@ -131,7 +131,7 @@ def write(target: str | os.PathLike[str] | io.BytesIO, blocks: Iterable[np.ndarr
     default_stream : int or None, keyword-only
         Index among the audio streams of the one flagged default (Matroska); None flags none.
     """
-    f = FORMATS[kind]
+    f = FORMATS[kind] if isinstance(kind, str) else kind
     rate = f.rate or sr
     if f.rate and f.rate != sr:
         raise ValueError(f"{kind} encodes {f.rate} Hz only; synthesise at that rate")
@@ -193,7 +193,7 @@ def _encode_audio(out: Any, streams: list[Any], blocks: Iterable[np.ndarray], sr
         out.mux(s.encode(None))
 
 
-def encode(x: np.ndarray, sr: int, kind: str, **options: Any) -> bytes:
+def encode(x: np.ndarray, sr: int, kind: str | Format, **options: Any) -> bytes:
     """``x`` (frames, channels) encoded as ``FORMATS[kind]``: the file's bytes."""
     x = np.asarray(x, dtype=np.float64)
     if x.ndim == 1:

@@ -68,13 +68,15 @@ __all__ = [
 DEFAULT_BLOCK_FRAMES = 65536
 
 Decoder = Literal["libsndfile", "ffmpeg"]
-#: The decoders, by the name :attr:`AudioSource.decoder` gives.
+
+
 def _ffmpeg(path: str, fd: int, fmt: str) -> AudioSource:
-    from .ffmpeg import FfmpegSource  # PyAV's import (55 ms) once a file needs FFmpeg
+    from .ffmpeg import FfmpegSource  # PyAV's import (0.04 s) once a file needs FFmpeg
 
     return FfmpegSource(path, fd, fmt)
 
 
+#: The decoders, by the name :attr:`AudioSource.decoder` gives.
 DECODERS: Final[dict[str, Callable[[str, int, str], AudioSource]]] = {
     "libsndfile": SndfileSource,
     "ffmpeg": _ffmpeg,
@@ -142,7 +144,7 @@ def open_audio(path: str | os.PathLike[str], *, decoder: Decoder | None = None) 
         if st.st_size == 0:
             raise DecodeError(p, "the file is empty (0 bytes)")
         os.set_blocking(fd, True)
-        found = probe(fd)
+        found = probe(fd, st.st_size)
         source = _open_with(p, fd, found, (decoder,) if decoder else
                             FORMAT_DECODERS.get(found.format, _BOTH))
     except OSError as e:
@@ -164,6 +166,7 @@ def _open_with(path: str, fd: int, found: Probe, order: tuple[str, ...]) -> Audi
                                 f"unprotected copy can be fingerprinted", kind="encrypted")
     refusals: list[tuple[str, DecodeError]] = []
     for name in order:
+        os.lseek(fd, 0, os.SEEK_SET)  # from the start, wherever the last decoder left off
         try:
             return DECODERS[name](path, fd, found.format)
         except DecodeError as e:

@@ -35,8 +35,6 @@ __all__ = ["MAX_DAMAGED_PACKETS", "FfmpegSource"]
 _SAMPLE: Final[dict[str, str]] = {
     "u8": "=u1", "s16": "=i2", "s32": "=i4", "s64": "=i8", "flt": "=f4", "dbl": "=f8",
 }
-#: MP4 sample-entry codes of encrypted audio: FairPlay ("drms"), Common Encryption ("enca").
-_ENCRYPTED_TAGS: Final = frozenset({"drms", "enca", "drmi"})
 #: Decoder options: AC-3 / E-AC-3 apply no dynamic range compression (FFmpeg's default
 #: drc_scale 1 would compress the programme: a fingerprint describes the music as mastered).
 _CODEC_OPTIONS: Final[dict[str, dict[str, str]]] = {
@@ -108,10 +106,6 @@ class FfmpegSource(AudioSource):
         cc = stream.codec_context
         if cc is None:
             raise self._fail("FFmpeg has no decoder for this audio codec", kind="unsupported")
-        tag = str(cc.codec_tag or "").strip("\x00")
-        if tag in _ENCRYPTED_TAGS:
-            raise self._fail(f"the audio stream is encrypted (DRM, sample entry {tag!r}): "
-                             f"only an unprotected copy can be fingerprinted", kind="encrypted")
         self.codec = cc.name
         cc.thread_count = 1
         options = _CODEC_OPTIONS.get(cc.name)
@@ -212,8 +206,8 @@ class FfmpegSource(AudioSource):
         if ch != self.channels or frame.sample_rate != self.samplerate:
             raise self._fail(
                 f"the stream changes from {self.samplerate} Hz, {self.channels} channels to "
-                f"{frame.sample_rate} Hz, {ch} channels after {self._t / self.samplerate:.1f} "
-                f"s; a fingerprint needs one format throughout", kind="unsupported")
+                f"{frame.sample_rate} Hz, {ch} channels after {self._seconds():.1f} s; a "
+                f"fingerprint needs one format throughout", kind="unsupported")
         dtype = np.dtype(spec)
         if planar:
             self._pending = [np.frombuffer(p, dtype, count=n) for p in frame.planes[:ch]]
@@ -260,19 +254,21 @@ class FfmpegSource(AudioSource):
 def _convert(pending: list[npt.NDArray[Any]], at: int, k: int,
              dst: npt.NDArray[np.float32]) -> None:
     """Scale ``k`` frames of ``pending`` from frame ``at`` into ``dst`` (shape (k, channels))."""
-    src0 = pending[0]
-    kind = src0.dtype.kind
-    bits = src0.dtype.itemsize * 8
-    planar = src0.ndim == 1
-    cols = [(c, p[at:at + k]) for c, p in enumerate(pending)] if planar else [(-1, src0[at:at + k])]
-    for c, src in cols:
-        d = dst[:, c] if c >= 0 else dst
-        if kind == "f":
+    dtype = pending[0].dtype
+    # up to 16 bits a float32 scale keeps the product in float32, exact; wider integers are
+    # scaled in float64 and rounded once into float32, as libsndfile's (float) x * 2**-31
+    scale = 2.0 ** -(dtype.itemsize * 8 - 1)
+    factor = np.float32(scale) if dtype.itemsize <= 2 else scale
+    if pending[0].ndim == 1:  # planar: one array per channel
+        pairs = [(p[at:at + k], dst[:, c]) for c, p in enumerate(pending)]
+    else:
+        pairs = [(pending[0][at:at + k], dst)]
+    for src, d in pairs:
+        if dtype.kind == "f":
             d[...] = src
-        elif kind == "u":  # u8: offset binary
+        elif dtype.kind == "u":  # u8: offset binary
             d[...] = src
             d -= np.float32(128)
             d *= np.float32(1.0 / 128)
         else:
-            np.multiply(src, np.float32(2.0 ** -(bits - 1)) if bits <= 16 else 2.0 ** -(bits - 1),
-                        out=d, casting="unsafe")
+            np.multiply(src, factor, out=d, casting="unsafe")

@@ -130,45 +130,57 @@ def _name(atom: bytes) -> str:
     return repr(atom.decode("latin-1"))
 
 
-def _mp4_problem(fd: int, size: int) -> tuple[str, int, int]:
-    """Why an MP4 cannot be read whole, from its top-level atoms ("" when it can), and where
-    its ``moov`` atom is (offset, length; 0, 0 when it has none)."""
+def _box_at(fd: int, at: int, end: int) -> tuple[bytes, int, int]:
+    """The header of the box at byte ``at`` of a region ending at ``end`` (ISO/IEC 14496-12,
+    4.2): (name, header bytes, box bytes), a size of 0 ("to the end") resolved. Header bytes
+    are 0 when the file ends inside the header; the name is then b"" if not even its 32-bit
+    form is there."""
+    raw = os.pread(fd, 16, at)
+    if len(raw) < 8:
+        return b"", 0, 0
+    length, name = _ATOM.unpack_from(raw)
+    if length == 1:  # a 64-bit size follows
+        if len(raw) < 16:
+            return name, 0, 0
+        return name, 16, struct.unpack_from(">Q", raw, 8)[0]
+    return name, 8, end - at if length == 0 else length
+
+
+def _mp4_layout(fd: int, size: int) -> tuple[str, tuple[int, int] | None]:
+    """Why an MP4 cannot be read whole, from its top-level atoms ("" when it can), and the
+    payload (start, end) of its ``moov`` atom (None when it has none)."""
     at = 0
-    moov = (0, 0)
+    moov = None
     seen: set[bytes] = set()
     for _ in range(_MP4_MAX_ATOMS):
         if at >= size:
             break
-        raw = os.pread(fd, 16, at)
-        if len(raw) < 8:
-            return f"cut short: {size - at} stray bytes after the last atom, at byte {at:,}", *moov
-        length, name = _ATOM.unpack_from(raw)
-        if length == 1:  # 64-bit size follows
-            if len(raw) < 16:
-                return f"cut short inside the header of atom {_name(name)} at byte {at:,}", *moov
-            length = struct.unpack_from(">Q", raw, 8)[0]
-        elif length == 0:  # "to the end of the file"
-            length = size - at
-        if length < 8:
+        name, header, length = _box_at(fd, at, size)
+        if not header:
+            if not name:
+                return (f"cut short: {size - at} stray bytes after the last atom, at byte "
+                        f"{at:,}"), moov
+            return f"cut short inside the header of atom {_name(name)} at byte {at:,}", moov
+        if length < header:
             return (f"atom {_name(name)} at byte {at:,} claims {length} bytes (fewer than its "
-                    f"header)"), *moov
+                    f"header)"), moov
         seen.add(name)
         if name == b"moov":
-            moov = (at, length)
+            moov = (at + header, at + length)
         if at + length > size:
-            if b"moov" not in seen and name != b"moov":
+            if b"moov" not in seen:
                 return (f"no 'moov' atom before the file ends, and atom {_name(name)} at byte "
                         f"{at:,} claims {length:,} bytes of which {size - at:,} are there: "
-                        f"the file is cut short"), *moov
+                        f"the file is cut short"), moov
             return (f"cut short: atom {_name(name)} at byte {at:,} claims {length:,} bytes but the "
-                    f"file ends {size - at:,} bytes into it"), *moov
+                    f"file ends {size - at:,} bytes into it"), moov
         at += length
     else:
-        return "", *moov  # an odd file of many atoms: let FFmpeg judge
+        return "", moov  # an odd file of many atoms: let FFmpeg judge
     if b"moov" not in seen and b"moof" not in seen:
         return ("no 'moov' atom: the index an MP4/M4A needs to be read is missing (a download "
-                "or recording that was never finished)"), *moov
-    return "", *moov
+                "or recording that was never finished)"), moov
+    return "", moov
 
 
 #: Sample entries of protected audio: Common Encryption ("enca", ISO/IEC 23001-7) and Apple's
@@ -184,16 +196,8 @@ def _boxes(fd: int, start: int, end: int) -> list[tuple[bytes, int, int]]:
     out: list[tuple[bytes, int, int]] = []
     at = start
     while at + 8 <= end and len(out) < _MP4_MAX_ATOMS:
-        raw = os.pread(fd, 16, at)
-        if len(raw) < 8:
-            break
-        length, name = _ATOM.unpack_from(raw)
-        header = 8
-        if length == 1 and len(raw) == 16:
-            length, header = struct.unpack_from(">Q", raw, 8)[0], 16
-        elif length == 0:
-            length = end - at
-        if length < header or at + length > end:
+        name, header, length = _box_at(fd, at, end)
+        if not header or length < header or at + length > end:
             break
         out.append((name, at + header, at + length))
         at += length
@@ -208,11 +212,10 @@ def _child(fd: int, box: tuple[int, int], name: bytes) -> tuple[int, int] | None
     return None
 
 
-def _audio_sample_descriptions(fd: int, moov_at: int, moov_len: int) -> list[tuple[int, int]]:
-    """The ``stsd`` payloads of the sound tracks (handler ``soun``): moov/trak/mdia/minf/stbl/
-    stsd (ISO/IEC 14496-12, 8.3-8.5)."""
+def _audio_sample_descriptions(fd: int, moov: tuple[int, int]) -> list[tuple[int, int]]:
+    """The ``stsd`` payloads of the sound tracks (handler ``soun``) in the ``moov`` payload:
+    moov/trak/mdia/minf/stbl/stsd (ISO/IEC 14496-12, 8.3-8.5)."""
     out = []
-    moov = (moov_at + 8, moov_at + moov_len)
     for name, start, end in _boxes(fd, *moov):
         mdia = _child(fd, (start, end), b"mdia") if name == b"trak" else None
         hdlr = _child(fd, mdia, b"hdlr") if mdia else None
@@ -226,14 +229,14 @@ def _audio_sample_descriptions(fd: int, moov_at: int, moov_len: int) -> list[tup
     return out
 
 
-def _mp4_protection(fd: int, moov_at: int, moov_len: int) -> str:
+def _mp4_protection(fd: int, moov: tuple[int, int]) -> str:
     """How the audio of an MP4 is protected ("" when no sample description says it is).
 
     Looks at each sample entry of each sound track: a protected one is named ``enca``/``drms``,
     or carries a ``sinf`` box (whose ``schm`` names the scheme: "cenc", "cbcs", "itun" ...).
     """
     found = []
-    for stsd in _audio_sample_descriptions(fd, moov_at, moov_len):
+    for stsd in _audio_sample_descriptions(fd, moov):
         start, end = stsd  # version/flags (4), entry count (4), then the entries
         for entry, e_start, e_end in _boxes(fd, start + 8, end):
             raw = os.pread(fd, min(e_end - e_start, _ENTRY_MAX), e_start)
@@ -247,13 +250,15 @@ def _mp4_protection(fd: int, moov_at: int, moov_len: int) -> str:
     return "; ".join(dict.fromkeys(found))
 
 
-def probe(fd: int) -> Probe:
+def probe(fd: int, size: int) -> Probe:
     """Name the format of the open file ``fd`` from its content.
 
     Parameters
     ----------
     fd : int
         An open, readable descriptor of a regular file; its position is not used or moved.
+    size : int, bytes
+        The file's size (``fstat``).
 
     Returns
     -------
@@ -264,7 +269,6 @@ def probe(fd: int) -> Probe:
     OSError
         Reading failed.
     """
-    size = os.fstat(fd).st_size
     head = os.pread(fd, max(HEAD_BYTES, 10), 0)
     offset = _id3v2_size(head)
     if offset:
@@ -272,6 +276,6 @@ def probe(fd: int) -> Probe:
     fmt = _sniff(head)
     if fmt != "mp4" or offset:
         return Probe(fmt, offset)
-    problem, moov_at, moov_len = _mp4_problem(fd, size)
-    encrypted = _mp4_protection(fd, moov_at, moov_len) if moov_len and not problem else ""
+    problem, moov = _mp4_layout(fd, size)
+    encrypted = _mp4_protection(fd, moov) if moov and not problem else ""
     return Probe(fmt, offset, problem, encrypted)

@@ -36,7 +36,6 @@ class SndfileSource(AudioSource):
 
     def __init__(self, path: str, fd: int, fmt: str) -> None:
         try:
-            os.lseek(fd, 0, os.SEEK_SET)
             handle = sf.SoundFile(fd, closefd=False)
         except (sf.LibsndfileError, RuntimeError, OSError) as e:
             raise DecodeError(path, reason(path, e)) from e
