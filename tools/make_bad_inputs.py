@@ -1059,26 +1059,28 @@ def _video_no_audio(ctx: Context) -> None:
                why="an MP4 with one video stream and no audio stream")
 
 
-@kind("several_audio_default")
-def _several_default(ctx: Context) -> None:
-    name = "several_audio_default.mka"
-    ctx.write(name, ctx.ffmpeg_encoded("vorbis_mka", SHORT_SECONDS, extra_audio=1,
-                                       default_stream=1))
-    ctx.ok(name, "several_audio_default", seconds=SHORT_SECONDS, sr=SR, channels=CHANNELS,
-           tol=VORBIS_TOL, note_contains="stream 2 of 2",
-           why="two Vorbis streams, the second flagged default: it is the one a player plays, "
-               "and the record's note says so")
+def _several_audio(name: str, default_stream: int | None, note: str, why: str) -> Kind:
+    """Two Vorbis streams in Matroska (the second at half the level), ``default_stream`` the
+    one flagged default (None: neither)."""
+
+    def write(ctx: Context) -> None:
+        path = f"{name}.mka"
+        ctx.write(path, ctx.ffmpeg_encoded("vorbis_mka", SHORT_SECONDS, extra_audio=1,
+                                           default_stream=default_stream))
+        ctx.ok(path, name, seconds=SHORT_SECONDS, sr=SR, channels=CHANNELS, tol=VORBIS_TOL,
+               note_contains=note, why=why)
+
+    return write
 
 
-@kind("several_audio_no_default")
-def _several_no_default(ctx: Context) -> None:
-    name = "several_audio_no_default.mka"
-    data = ctx.ffmpeg_encoded("vorbis_mka", SHORT_SECONDS, extra_audio=1, default_stream=None)
-    ctx.write(name, data)
-    ctx.ok(name, "several_audio_no_default", seconds=SHORT_SECONDS, sr=SR, channels=CHANNELS,
-           tol=VORBIS_TOL, note_contains="stream 1 of 2",
-           why="two Vorbis streams, none flagged default: FFmpeg's choice (the first), and the "
-               "record's note says which and why")
+_register("several_audio_default", _several_audio(
+    "several_audio_default", 1, "stream 2 of 2",
+    "two Vorbis streams, the second flagged default: it is the one a player plays, and the "
+    "record's note says so"))
+_register("several_audio_no_default", _several_audio(
+    "several_audio_no_default", None, "stream 1 of 2",
+    "two Vorbis streams, none flagged default: FFmpeg's choice (the first), and the record's "
+    "note says which and why"))
 
 
 @kind("text_as_m4a")
