@@ -17,8 +17,9 @@ numpy, numba, pyfftw, scipy or librosa is first imported. The rest:
   :func:`resolve_revision`, :class:`RevisionWorktree`, :func:`tree_env`, :func:`tree_imports`,
   :func:`git_uncommitted`, :func:`use_bytecode_cache` and :func:`parse_importtime`;
 - the report: :func:`machine_info`, how busy the rest of the machine was
-  (:func:`cpu_snapshot`, :func:`other_cpu`, :func:`interference_warning`), strict JSON
-  (:func:`jsonable`, :func:`write_report`) and the scripts' argument parser (:func:`parser`).
+  (:func:`cpu_snapshot`, :func:`other_cpu`, :func:`round_load`, :func:`run_interference`,
+  :func:`interference_warning`), strict JSON (:func:`jsonable`, :func:`write_report`) and the
+  scripts' argument parser (:func:`parser`).
 
 The standard-library modules that cost resident memory to load (hashlib, shutil, statistics)
 and soundfile are imported inside the functions that need them: bench/profile_memory.py takes
@@ -767,6 +768,79 @@ def other_cpu(*, start: dict[str, float], end: dict[str, float], wall_s: float) 
     }
 
 
+def round_load(
+    loads: list[dict[str, Any]],
+    *,
+    label: str,
+    cpu_start: dict[str, float],
+    t_start: float,
+    log: bool,
+    end: dict[str, float] | None = None,
+    tail: str = "",
+) -> dict[str, Any]:
+    """How busy the others were over one round: appended to ``loads`` and, with ``log``, said.
+
+    The stderr line: ``  LABEL: WALL s, other processes SHARE of a core`` then ``tail``.
+
+    Parameters
+    ----------
+    loads : list
+        The rounds so far; this round's :func:`other_cpu` is appended.
+    label : str
+        The round, e.g. ``repeat 2/5``.
+    cpu_start : dict
+        :func:`cpu_snapshot` at the round's start.
+    t_start : float
+        ``time.perf_counter()`` at the round's start.
+    log : bool
+        Print the line.
+    end : dict, optional
+        The snapshot at the round's end (default: :func:`cpu_snapshot` now).
+    tail : str
+        Appended to the line.
+
+    Returns
+    -------
+    dict
+        The round's :func:`other_cpu`.
+    """
+    load = other_cpu(start=cpu_start, end=cpu_snapshot() if end is None else end,
+                     wall_s=time.perf_counter() - t_start)
+    loads.append(load)
+    if log:
+        print(f"  {label}: {load['wall_s']:.1f} s, other processes "
+              f"{load['other_cpu_share_of_wall']:.0%} of a core{tail}", file=sys.stderr)
+    return load
+
+
+def run_interference(*, cpu_start: dict[str, float], started: float,
+                     load_start: Sequence[float], **parts: Any) -> dict[str, Any]:
+    """A report's ``interference``: :func:`other_cpu` over the whole run, ``parts``, load averages.
+
+    Parameters
+    ----------
+    cpu_start : dict
+        :func:`cpu_snapshot` at the run's start.
+    started : float
+        ``time.perf_counter()`` at the run's start.
+    load_start : sequence of float
+        ``os.getloadavg()`` at the run's start.
+    **parts
+        More entries (per round, per phase), placed after the whole run's figures.
+
+    Returns
+    -------
+    dict
+        :func:`other_cpu`'s keys, then ``parts``, ``loadavg_start`` and ``loadavg_end`` (now).
+    """
+    return {
+        **other_cpu(start=cpu_start, end=cpu_snapshot(), wall_s=time.perf_counter() - started),
+        **parts,
+        "loadavg_start": list(load_start),
+        "loadavg_end": list(os.getloadavg()),
+    }
+
+
 def interference_warning(parts: Sequence[tuple[str, dict[str, Any]]]) -> str | None:
     """A warning line naming the phases during which other processes took over 10 % of a core.
 
@@ -1063,7 +1137,7 @@ def resolve_revision(*, rev: str, repo: Path = REPO) -> str:
     Raises
     ------
     ValueError
-        When git does not know the revision.
+        When git does not know the revision (or ``repo`` is no repository).
     """
     try:
         res = subprocess.run(["git", "-C", str(repo), "rev-parse", "--verify", "--quiet",
@@ -1081,8 +1155,7 @@ class RevisionWorktree:
 
     A context manager: ``with RevisionWorktree(commit=..., path=...) as tree:``. Only ``git
     worktree add --detach`` and ``git worktree remove --force`` run: the repository's own
-    working tree, index and branch are never touched. (bench/kernel_speed.py has the same in
-    ``baseline_worktree``.)
+    working tree, index and branch are never touched.
 
     Parameters
     ----------
@@ -1094,10 +1167,13 @@ class RevisionWorktree:
         The repository (default: this one).
     log : bool
         Say what happens on stderr.
+    what : str
+        What the stderr lines call it (``# WHAT of COMMIT at PATH``, ``# WHAT removed``).
     """
 
-    def __init__(self, *, commit: str, path: Path, repo: Path = REPO, log: bool = False) -> None:
-        self.commit, self.path, self.repo, self.log = commit, path, repo, log
+    def __init__(self, *, commit: str, path: Path, repo: Path = REPO, log: bool = False,
+                 what: str = "worktree") -> None:
+        self.commit, self.path, self.repo, self.log, self.what = commit, path, repo, log, what
 
     def _git(self, *args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(["git", "-C", str(self.repo), *args], capture_output=True,
@@ -1109,7 +1185,7 @@ class RevisionWorktree:
             raise RuntimeError(f"git worktree add failed ({res.returncode}): "
                                f"{res.stderr.strip()}")
         if self.log:
-            print(f"# worktree of {self.commit[:12]} at {self.path}", file=sys.stderr)
+            print(f"# {self.what} of {self.commit[:12]} at {self.path}", file=sys.stderr)
         return self.path
 
     def __exit__(self, *exc: object) -> None:
@@ -1119,7 +1195,7 @@ class RevisionWorktree:
                   f"{res.stderr.strip()}; run `git -C {self.repo} worktree prune` once the "
                   f"folder is gone", file=sys.stderr)
         elif self.log:
-            print(f"# worktree removed ({self.path})", file=sys.stderr)
+            print(f"# {self.what} removed ({self.path})", file=sys.stderr)
 
 
 def tree_env(tree: Path, *, extra: dict[str, str] | None = None) -> dict[str, str]:

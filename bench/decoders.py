@@ -498,12 +498,8 @@ def measure(*, kernels: Any, specs: list[FormatSpec], files: dict[str, list[Path
                     else:
                         run["e2e_s"].append(total)
                         run["fps"].append(fps)
-        load = common.other_cpu(start=cpu0, end=common.cpu_snapshot(),
-                                wall_s=time.perf_counter() - t_round)
-        interference.append(load)
-        if log:
-            print(f"  round {r + 1}/{rounds}: {load['wall_s']:.1f} s, other processes "
-                  f"{load['other_cpu_share_of_wall']:.0%} of a core", file=sys.stderr)
+        common.round_load(interference, label=f"round {r + 1}/{rounds}", cpu_start=cpu0,
+                          t_start=t_round, log=log)
     return {"runs": runs, "errors": errors, "broken": broken, "interference": interference,
             "quiet_waits": waits, "audio_s": audio_s}
 
@@ -786,15 +782,9 @@ def main(argv: list[str] | None = None) -> int:
         "engine_decode_source_changed_during_run":
             decode_digest != common.source_digest(directory=decode_dir),
         "bench_wall_s": time.perf_counter() - started,
-        "interference": {
-            **common.other_cpu(start=cpu_start, end=common.cpu_snapshot(),
-                               wall_s=time.perf_counter() - started),
-            "measuring": measure_load,
-            "rounds": measured["interference"],
-            "quiet_waits": measured["quiet_waits"],
-            "loadavg_start": list(load_start),
-            "loadavg_end": list(os.getloadavg()),
-        },
+        "interference": common.run_interference(
+            cpu_start=cpu_start, started=started, load_start=load_start, measuring=measure_load,
+            rounds=measured["interference"], quiet_waits=measured["quiet_waits"]),
     }
     text = markdown(summary=summary)
     warn = common.interference_warning([(f"round {i + 1}", r) for i, r in

@@ -45,7 +45,6 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import common  # noqa: I001
 
 import argparse
-import contextlib
 import gc
 import json
 import resource
@@ -327,12 +326,8 @@ def measure_corpus(
             run["e2e"].append(e2e_s)
             run["profile"].append(prof)
             run["fp"].append((values, prof_values))
-        load = common.other_cpu(start=cpu0, end=common.cpu_snapshot(),
-                                wall_s=time.perf_counter() - t_rep)
-        repeat_load.append(load)
-        if log:
-            print(f"  repeat {rep + 1}/{repeats}: {load['wall_s']:.1f} s, other processes "
-                  f"{load['other_cpu_share_of_wall']:.0%} of a core", file=sys.stderr)
+        common.round_load(repeat_load, label=f"repeat {rep + 1}/{repeats}", cpu_start=cpu0,
+                          t_start=t_rep, log=log)
 
     tracks: list[dict[str, Any]] = []
     for row in infos:
@@ -458,12 +453,7 @@ print(json.dumps({"t0": t0, "t1": t1, "t2": t2, "t3": t3, "t4": t4,
 
 def _child_env(*, kernels: Any, extra: dict[str, str] | None = None) -> dict[str, str]:
     """Environment for a child: ours, single-threaded, with the measured kernels package first."""
-    env = dict(os.environ)
-    env.update(common.SINGLE_THREAD_ENV)
-    kernels_root = str(Path(kernels.__file__).resolve().parent.parent)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (kernels_root, env.get("PYTHONPATH")) if p)
-    env.update(extra or {})
-    return env
+    return common.tree_env(Path(kernels.__file__).resolve().parent.parent, extra=extra)
 
 
 def _run_child(*, argv: list[str], env: dict[str, str], cwd: str) -> tuple[float, dict[str, Any]]:
@@ -741,79 +731,6 @@ for line in sys.stdin:
 TREES = ("current", "baseline")
 
 
-def _git(*args: str, repo: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True,
-                          timeout=300, check=False)
-
-
-def resolve_revision(*, rev: str, repo: Path) -> str:
-    """The commit hash a git revision names (``git rev-parse --verify REV^{commit}``).
-
-    Parameters
-    ----------
-    rev : str
-        A revision: ``HEAD``, a branch, a tag, a (short) hash.
-    repo : Path
-        The repository.
-
-    Returns
-    -------
-    str
-        40 hex digits.
-
-    Raises
-    ------
-    ValueError
-        When git does not know the revision (or ``repo`` is no repository).
-    """
-    try:
-        res = _git("rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}", repo=repo)
-    except (OSError, subprocess.SubprocessError) as exc:
-        raise ValueError(f"git rev-parse failed: {exc}") from exc
-    if res.returncode != 0 or not res.stdout.strip():
-        raise ValueError(f"{rev!r} is no commit of {repo} ({res.stderr.strip() or 'unknown'})")
-    return res.stdout.strip()
-
-
-@contextlib.contextmanager
-def baseline_worktree(*, repo: Path, commit: str, path: Path, log: bool) -> Iterator[Path]:
-    """A temporary detached git worktree of ``commit``, removed again on leaving (errors too).
-
-    Only ``git worktree add --detach`` and ``git worktree remove --force`` run: the
-    repository's own working tree, index and branch are not touched.
-
-    Parameters
-    ----------
-    repo : Path
-        The repository (the folder holding bench/).
-    commit : str
-        What to check out (a resolved hash).
-    path : Path
-        Where; must not exist yet.
-    log : bool
-        Say what happens on stderr.
-
-    Yields
-    ------
-    Path
-        ``path``, holding the revision's files.
-    """
-    res = _git("worktree", "add", "--detach", str(path), commit, repo=repo)
-    if res.returncode != 0:
-        raise RuntimeError(f"git worktree add failed ({res.returncode}): {res.stderr.strip()}")
-    if log:
-        print(f"# baseline worktree of {commit[:12]} at {path}", file=sys.stderr)
-    try:
-        yield path
-    finally:
-        res = _git("worktree", "remove", "--force", str(path), repo=repo)
-        if res.returncode != 0:
-            print(f"WARNING: git worktree remove --force {path} failed: {res.stderr.strip()}; "
-                  f"run `git -C {repo} worktree prune` once the folder is gone", file=sys.stderr)
-        elif log:
-            print(f"# baseline worktree removed ({path})", file=sys.stderr)
-
-
 class TreeChild:
     """A long-lived interpreter that fingerprints files with one tree's code, on request.
 
@@ -839,10 +756,7 @@ class TreeChild:
         self.stderr_path = stderr_path
         cache = self.tree / "kernels" / "__pycache__"
         self.numba_index_at_start = cache.is_dir() and any(cache.glob("*.nbi"))
-        env = dict(os.environ)
-        env.update(common.SINGLE_THREAD_ENV)
-        env["PYTHONPATH"] = os.pathsep.join(
-            p for p in (str(self.tree), os.environ.get("PYTHONPATH")) if p)
+        env = common.tree_env(self.tree)
         self._err = open(stderr_path, "wb")  # closed in close()
         spawn = time.time()
         t0 = time.perf_counter()
@@ -1019,8 +933,8 @@ def compare_with_baseline(
 
     signal.signal(signal.SIGTERM, on_term)
     try:
-        with baseline_worktree(repo=repo, commit=commit, path=workdir / "baseline-tree",
-                               log=log) as tree:
+        with common.RevisionWorktree(commit=commit, path=workdir / "baseline-tree", repo=repo,
+                                     log=log, what="baseline worktree") as tree:
             for name, path in (("current", repo), ("baseline", tree)):
                 if log:
                     print(f"# starting the {name} child ({path})"
@@ -1071,13 +985,9 @@ def compare_with_baseline(
                             print(f"  ERROR {row['file']}: {row['error']}", file=sys.stderr)
                             break
                         runs[name][row["file"]].append(res)
-                load = common.other_cpu(start=cpu0, end=_snapshot_with(live),
-                                        wall_s=time.perf_counter() - t_rep)
-                repeat_load.append(load)
-                if log:
-                    print(f"  repeat {rep + 1}/{repeats} ({first_second[0]} first): "
-                          f"{load['wall_s']:.1f} s, other processes "
-                          f"{load['other_cpu_share_of_wall']:.0%} of a core", file=sys.stderr)
+                common.round_load(repeat_load, end=_snapshot_with(live),
+                                  label=f"repeat {rep + 1}/{repeats} ({first_second[0]} first)",
+                                  cpu_start=cpu0, t_start=t_rep, log=log)
     finally:
         for child in children.values():
             child.close()
@@ -1370,7 +1280,7 @@ def main(*, argv: list[str] | None = None) -> int:
     commit = None
     if args.baseline is not None:
         try:
-            commit = resolve_revision(rev=args.baseline, repo=common.REPO)
+            commit = common.resolve_revision(rev=args.baseline, repo=common.REPO)
         except ValueError as exc:
             parser.error(f"--baseline: {exc}")
 
@@ -1482,14 +1392,9 @@ def main(*, argv: list[str] | None = None) -> int:
         "start": start,
         "memory": mem,
         "bench_wall_s": time.perf_counter() - started,
-        "interference": {
-            **common.other_cpu(start=cpu_start, end=common.cpu_snapshot(),
-                               wall_s=time.perf_counter() - started),
-            "repeats": repeats_load,
-            **phases,
-            "loadavg_start": list(load_start),
-            "loadavg_end": list(os.getloadavg()),
-        },
+        "interference": common.run_interference(
+            cpu_start=cpu_start, started=started, load_start=load_start,
+            repeats=repeats_load, **phases),
         "kernels_source_changed_during_run":
             source_start != common.source_digest(directory=Path(kernels.__file__).resolve().parent),
     }

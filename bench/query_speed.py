@@ -671,11 +671,8 @@ def main(*, argv: list[str] | None = None) -> int:
         },
         "sizes": sizes,
         "bench_wall_s": time.perf_counter() - started,
-        "interference": {
-            **common.other_cpu(start=cpu_start, end=common.cpu_snapshot(),
-                               wall_s=time.perf_counter() - started),
-            "loadavg_start": list(load_start), "loadavg_end": list(os.getloadavg()),
-        },
+        "interference": common.run_interference(cpu_start=cpu_start, started=started,
+                                                load_start=load_start),
     })
     common.write_report(report=report, output=args.output, summary=human_summary(report=report))
     return 0

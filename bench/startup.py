@@ -437,15 +437,10 @@ def main(argv: list[str] | None = None) -> int:
             order.append([c.key for c in seq])
             for case in seq:
                 case.runs.append(run_case(case, trees=trees, workdir=workdir, n=r))
-            load = common.other_cpu(start=cpu0, end=common.cpu_snapshot(),
-                                    wall_s=time.perf_counter() - t_round)
-            rounds_load.append(load)
-            if log:
-                print(f"  round {r + 1}/{args.repeats}: {load['wall_s']:.1f} s, other "
-                      f"processes {load['other_cpu_share_of_wall']:.0%} of a core; " + ", ".join(
-                          f"{k.replace('current/', '')} {c.runs[-1]['wall_s']:.3f}"
-                          for k, c in cases.items() if not k.startswith("baseline/")),
-                      file=sys.stderr)
+            common.round_load(rounds_load, label=f"round {r + 1}/{args.repeats}",
+                              cpu_start=cpu0, t_start=t_round, log=log, tail="; " + ", ".join(
+                                  f"{k.replace('current/', '')} {c.runs[-1]['wall_s']:.3f}"
+                                  for k, c in cases.items() if not k.startswith("baseline/")))
 
         profiles: dict[str, Any] = {}
         if args.importtime_runs > 0:
@@ -488,14 +483,9 @@ def main(argv: list[str] | None = None) -> int:
         "importtime": profiles,
         "order": order,
         "bench_wall_s": time.perf_counter() - started,
-        "interference": {
-            **common.other_cpu(start=cpu_start, end=common.cpu_snapshot(),
-                               wall_s=time.perf_counter() - started),
-            "rounds": rounds_load,
-            **({"importtime": importtime_load} if importtime_load else {}),
-            "loadavg_start": list(load_start),
-            "loadavg_end": list(os.getloadavg()),
-        },
+        "interference": common.run_interference(
+            cpu_start=cpu_start, started=started, load_start=load_start, rounds=rounds_load,
+            **({"importtime": importtime_load} if importtime_load else {})),
     }
     report = common.jsonable(report)
     common.write_report(report=report, output=args.output, summary=human_summary(report))

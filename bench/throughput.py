@@ -320,12 +320,8 @@ def main(argv: list[str] | None = None) -> int:
                      "from the median wall time",
         "order": order,
         "bench_wall_s": time.perf_counter() - started,
-        "interference": {
-            **common.other_cpu(start=cpu_start, end=common.cpu_snapshot(),
-                               wall_s=time.perf_counter() - started),
-            "repeats": repeats_load,
-            "loadavg_start": list(load_start), "loadavg_end": list(os.getloadavg()),
-        },
+        "interference": common.run_interference(cpu_start=cpu_start, started=started,
+                                                load_start=load_start, repeats=repeats_load),
     }
     if args.png:
         plot(result, args.png)
