@@ -2,7 +2,8 @@
 
 ``import pyfftw`` runs the package's ``__init__``, which imports ``pyfftw.interfaces``; that
 imports scipy.fftpack and, where dask is installed, ``dask.array``: 0.26 s of a 1-file
-``engine-run`` here (``python -X importtime``), for the two names the analyzer uses. The
+``engine-run`` here (bench/startup.py's importtime of the revision before this module), for
+the two names the analyzer uses. The
 compiled module ``pyfftw.pyfftw`` needs none of it (it imports numpy only), so it is loaded
 from the package's folder under its own name. A later ``import pyfftw`` (librosa in the tests)
 finds it in ``sys.modules`` and reuses it: there is one FFTW, one wisdom, one planner lock.

@@ -54,7 +54,7 @@ from .. import store as st
 from ..errors import QueryError
 
 # kernels.neighbours (Numba) is imported where a distance is computed: commands that only read
-# records (show, export, failures) do not pay numba's import (0.19 s).
+# records (show, export, failures) do not pay numba's import (bench/startup.py, query_show).
 
 __all__ = [
     "DEFAULT_WEIGHTS",

@@ -185,7 +185,7 @@ def run_parser() -> argparse.ArgumentParser:
                       help="a running Dask scheduler, e.g. tcp://HOST:8786 (implies "
                            "--backend dask)")
     # the default is not a string: argparse would pass it through _memory_limit, whose dask
-    # import (0.09 s) every engine-run would then pay
+    # import (dask 0.1 s in bench/startup.py's importtime before) every engine-run would pay
     dask.add_argument("--memory-limit", default=DEFAULT_MEMORY_LIMIT, type=_memory_limit,
                       help="memory per LocalCluster worker, e.g. 800MB; the nanny restarts a "
                            "worker past 95 %% of it [1GiB]")

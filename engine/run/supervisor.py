@@ -282,12 +282,13 @@ class Supervisor:
     def _start(self) -> None:
         """Load the kernels and start the backend, once, when the first job needs them (NOTE
         [engine protocol]: start). The kernels load BEFORE any worker is forked, never after;
-        a run that finds every file in the store loads neither numba nor a worker (0.8 s)."""
+        a run that finds every file in the store loads neither numba nor a worker
+        (bench/startup.py: ``run_cached`` against ``run_fresh``)."""
         if self._started:
             return
         # The warm-up imports numba and its registries and loads every cached kernel: objects
         # by the hundred thousand that all live on; the cyclic collector, run over them again
-        # and again meanwhile, frees nothing (0.09 s of a 1-file run: bench/startup.py).
+        # and again meanwhile, frees nothing but costs part of every run's start-up.
         gc.disable()
         try:
             kernels.warmup()  # compile (or load) every kernel BEFORE forking: never after
