@@ -55,7 +55,6 @@ class _FFTWorkspace:
 
 
 _WORKSPACES: dict[int, _FFTWorkspace] = {}
-_NETWORKS = {n: D.median_network(n) for n in (D.HPSS_TIME_KERNEL, D.HPSS_FREQ_KERNEL)}
 
 
 def _workspace(n_fft: int) -> _FFTWorkspace:
@@ -153,14 +152,8 @@ class Analyzer:
         self._is = np.zeros(_samples.N_I, dtype=np.int64)
         self._mean_spec = np.zeros(p.n_bins, dtype=np.float64)
         self._acc = np.zeros(_spectral.N_A, dtype=np.float64)
-        hb = p.hpss_bins
-        self._hp_group = np.zeros(hb, dtype=np.float64)
-        self._hp_ring = np.zeros((D.HPSS_TIME_KERNEL, hb), dtype=np.float32)
-        self._hp_state = np.zeros(_hpss.N_H, dtype=np.int64)
-        self._hp_nets = (*_NETWORKS[D.HPSS_TIME_KERNEL], *_NETWORKS[D.HPSS_FREQ_KERNEL])
-        self._hp_scratch_t = np.zeros((D.HPSS_TIME_KERNEL, hb), dtype=np.float32)
-        self._hp_scratch_f = np.zeros((D.HPSS_FREQ_KERNEL, hb), dtype=np.float32)
-        self._hp_sums = np.zeros(_hpss.N_S, dtype=np.float64)
+        self._hp = _hpss.new_state(p.hpss_bins, time_kernel=D.HPSS_TIME_KERNEL,
+                                   freq_kernel=D.HPSS_FREQ_KERNEL)
         ring = 1 << math.ceil(math.log2(p.rhythm_window + p.max_lag + 4 * D.ONSET_MEAN_HALF
                                         + 8))
         self._prev_log = np.zeros(n_onset_bands, dtype=np.float64)
@@ -182,12 +175,13 @@ class Analyzer:
     def reset(self) -> None:
         """Forget the current track; the analyzer is ready for a new one (same rate, channels)."""
         p = self.params
-        for arr in (self._mono, self._loud_counts, self._loud_energy, self._st_counts,
-                    self._st_energy, self._kstate, self._sub_sums, self._sub_lens, self._fs,
-                    self._is, self._mean_spec, self._acc, self._hp_group, self._hp_ring,
-                    self._hp_state, self._hp_sums, self._o_ring, self._t_ring,
-                    self._l_ring, self._h_ring, self._e_ring, self._ri, self._rf,
-                    self._ac_win, self._ac_tot, self._prev_log, self._prev_lin):
+        state: list[np.ndarray] = [
+            self._mono, self._loud_counts, self._loud_energy, self._st_counts, self._st_energy,
+            self._kstate, self._sub_sums, self._sub_lens, self._fs, self._is, self._mean_spec,
+            self._acc, *self._hp, self._o_ring, self._t_ring, self._l_ring, self._h_ring,
+            self._e_ring, self._ri, self._rf, self._ac_win, self._ac_tot, self._prev_log,
+            self._prev_lin]
+        for arr in state:
             arr.fill(0)
         self._key_chroma.fill(0)
         self._mel_log_sum.fill(0)
@@ -349,9 +343,7 @@ class Analyzer:
                 if self._want_onsets:
                     self._collect_onsets()
             with self._stage("hpss"):
-                _hpss.hpss_push(self._power, count, D.HPSS_TIME_AVG, self._hp_group,
-                                self._hp_ring, self._hp_state, *self._hp_nets,
-                                self._hp_scratch_t, self._hp_scratch_f, self._hp_sums)
+                _hpss.hpss_push(self._power, count, D.HPSS_TIME_AVG, *self._hp)
             self._next_frame += count
 
     # -- output ------------------------------------------------------------------------------
@@ -388,9 +380,7 @@ class Analyzer:
             )
             if self._want_onsets:
                 self._collect_onsets()
-            _hpss.hpss_finish(D.HPSS_TIME_AVG, self._hp_group, self._hp_ring, self._hp_state,
-                              *self._hp_nets, self._hp_scratch_t, self._hp_scratch_f,
-                              self._hp_sums)
+            _hpss.hpss_finish(D.HPSS_TIME_AVG, *self._hp)
             values = self._values(total)
         bad = [FINGERPRINT_NAMES[i] for i in np.flatnonzero(~np.isfinite(values))]
         if bad:  # a bug, never an input property: say so loudly
@@ -483,7 +473,8 @@ class Analyzer:
 
     def _harmonic_ratio(self) -> float:
         """docs/FINGERPRINT.md "Harmonic ratio"."""
-        h2, p2 = self._hp_sums[_hpss.S_H2], self._hp_sums[_hpss.S_P2]
+        sums = self._hp[-1]
+        h2, p2 = sums[_hpss.S_H2], sums[_hpss.S_P2]
         return h2 / (h2 + p2) if h2 + p2 > 0.0 else 0.0
 
     def _tonal_values(self) -> dict[str, float]:

@@ -269,63 +269,6 @@ def chroma_filterbank(sample_rate: int, n_fft: int) -> np.ndarray:
     return np.ascontiguousarray(w, dtype=np.float32)
 
 
-def _batcher_pairs(m: int) -> list[tuple[int, int]]:
-    """Comparators of Batcher's odd-even merge sort for ``m`` (a power of two) inputs."""
-    pairs: list[tuple[int, int]] = []
-    p = 1
-    while p < m:
-        k = p
-        while k >= 1:
-            for j in range(k % p, m - k, 2 * k):
-                for i in range(min(k, m - j - k)):
-                    if (i + j) // (2 * p) == (i + j + k) // (2 * p):
-                        pairs.append((i + j, i + j + k))
-            k //= 2
-        p *= 2
-    return pairs
-
-
-def median_network(n: int) -> tuple[np.ndarray, int]:
-    """A comparator network that leaves the median of ``n`` (odd) inputs in one known row.
-
-    Batcher's odd-even merge sort for the next power of two, with the missing inputs taken as
-    +inf (comparators against them are resolved here, not run), then pruned backwards to the
-    comparators the median depends on.
-
-    Returns
-    -------
-    ops : int64[n_ops, 2]
-        ``(a, b)``: row ``a`` takes the min, row ``b`` the max, in order.
-    out : int
-        The row that holds the median afterwards.
-    """
-    if n < 1 or n % 2 == 0:
-        raise ParameterError(f"median_network(n={n}): n must be odd and positive")
-    m = 1
-    while m < n:
-        m *= 2
-    inf = -1
-    slot = list(range(n)) + [inf] * (m - n)  # which row each network position holds
-    ops: list[tuple[int, int]] = []
-    for i, j in _batcher_pairs(m):
-        a, b = slot[i], slot[j]
-        if b == inf:
-            continue  # min(x, inf) = x: nothing moves
-        if a == inf:
-            slot[i], slot[j] = b, inf  # the finite value moves down: a renaming, not a compare
-            continue
-        ops.append((a, b))
-    out = slot[n // 2]
-    live = {out}
-    kept: list[tuple[int, int]] = []
-    for a, b in reversed(ops):
-        if a in live or b in live:
-            kept.append((a, b))
-            live |= {a, b}
-    kept.reverse()
-    return np.array(kept, dtype=np.int64).reshape(-1, 2), out
-
-
 @dataclass(frozen=True)
 class Params:
     """Everything derived from (sample_rate, channels), shared by the kernels of one analyzer."""

@@ -1,11 +1,9 @@
 """The building blocks of the kernels against plainly correct references.
 
-Each jitted helper (median network, mirror padding, sliding median, histogram statistics) and
-each design (STFT sizes, K-weighting, chroma filter bank, band tables) is checked on its own, so
-that a failure in the end-to-end tests points at one place.
+Each jitted helper (sorted-window insert and slide, mirror padding, the streaming HPSS,
+histogram statistics) and each design (STFT sizes, K-weighting, chroma filter bank, band tables)
+is checked on its own, so that a failure in the end-to-end tests points at one place.
 """
-
-import itertools
 
 import librosa
 import numpy as np
@@ -18,31 +16,44 @@ from kernels import _hpss, _samples
 from kernels import design as D
 
 
-@pytest.mark.parametrize("n", [1, 3, 9, 17])
-def test_median_network_is_exact_on_every_binary_input(n):
-    """0-1 principle: a comparator network right on all 2^n binary inputs is right on all."""
-    ops, out = D.median_network(n)
-    x = np.array(list(itertools.product((0.0, 1.0), repeat=n)), dtype=np.float32).T.copy()
-    want = (x.sum(axis=0) > n // 2).astype(np.float32)
-    _hpss.network_median(x, ops)
-    np.testing.assert_array_equal(x[out], want)
+def _random_with_ties(rng, shape):
+    """float32 values, half of them on six levels (0, 0.25, ... 1.25: exact ties and zeros)."""
+    levels = rng.integers(0, 6, size=shape).astype(np.float32) * np.float32(0.25)
+    return np.where(rng.random(shape) < 0.5, levels, rng.random(shape).astype(np.float32))
 
 
-@pytest.mark.parametrize("n", [17, 31])
-def test_median_network_on_random_values_with_ties(rng, n):
-    ops, out = D.median_network(n)
-    x = rng.random((n, 500)).astype(np.float32)
-    x[::3, ::2] = 0.5  # ties
-    want = np.median(x, axis=0)
-    _hpss.network_median(x, ops)
-    np.testing.assert_array_equal(x[out], want)
+@pytest.mark.parametrize("rows", [1, 2, 17, 31])
+def test_insert_builds_each_lane_sorted(rng, rows):
+    values = _random_with_ties(rng, (rows, 45))
+    win = np.empty((rows, 45), dtype=np.float32)
+    prev = np.empty(45, dtype=np.float32)
+    _hpss.fill_inf(win)
+    for i in range(rows):
+        _hpss.insert(win, values[i], prev)
+        # after i + 1 values: those sorted, then the +inf still to be filled
+        np.testing.assert_array_equal(win[: i + 1], np.sort(values[: i + 1], axis=0))
+        assert np.all(np.isposinf(win[i + 1 :]))
 
 
-def test_median_network_is_pruned():
-    # far fewer comparators than a full sort of the next power of two (191 for 32 inputs)
-    assert len(D.median_network(31)[0]) < 191
-    with pytest.raises(ValueError, match="odd"):
-        D.median_network(4)
+@pytest.mark.parametrize("width", [1, 3, 17, 31])
+def test_slide_keeps_the_window_sorted_and_its_middle_is_the_running_median(rng, width):
+    """Slid along a sequence, the window is at every step exactly the sorted values under it,
+    ties included, and its middle row is scipy's median filter bit for bit."""
+    lanes, n = 40, 120
+    seq = _random_with_ties(rng, (n, lanes))
+    win = np.empty((width, lanes), dtype=np.float32)
+    prev = np.empty(lanes, dtype=np.float32)
+    _hpss.fill_inf(win)
+    for i in range(width):
+        _hpss.insert(win, seq[i], prev)
+    half = width // 2
+    medians = [win[half].copy()]
+    for s in range(1, n - width + 1):
+        _hpss.slide(win, seq[s - 1], seq[s - 1 + width], prev)
+        np.testing.assert_array_equal(win, np.sort(seq[s : s + width], axis=0))
+        medians.append(win[half].copy())
+    want = scipy.ndimage.median_filter(seq, size=(width, 1))[half : n - half]
+    np.testing.assert_array_equal(np.array(medians), want)
 
 
 @pytest.mark.parametrize("n", [1, 2, 3, 7, 40])
@@ -53,28 +64,25 @@ def test_mirror_matches_scipy_reflect(n):
         assert x[_hpss.mirror(i, n)] == padded[i + 3 * n + 5]
 
 
-def _hpss_args(n_bins):
-    t_ops, t_out = D.median_network(D.HPSS_TIME_KERNEL)
-    f_ops, f_out = D.median_network(D.HPSS_FREQ_KERNEL)
-    return (t_ops, t_out, f_ops, f_out, np.zeros((D.HPSS_TIME_KERNEL, n_bins), np.float32),
-            np.zeros((D.HPSS_FREQ_KERNEL, n_bins), np.float32))
+def _hpss_state(n_bins):
+    return _hpss.new_state(n_bins, time_kernel=D.HPSS_TIME_KERNEL,
+                           freq_kernel=D.HPSS_FREQ_KERNEL)
 
 
 def test_hpss_streaming_equals_scipy_median_filters(rng):
     """hpss_push + hpss_finish over a stream == scipy's 2-D median filters (mode 'reflect') and
     librosa-style soft masks on the magnitude, computed on the whole array at once."""
-    for n_bins, n_frames, avg in ((40, 2 * 30 + 1, 2), (33, 7, 2), (50, 4 * 11 + 3, 4)):
+    # the last: 150 coarse frames, several percussive batches and ring wraps
+    for n_bins, n_frames, avg in ((40, 2 * 30 + 1, 2), (33, 7, 2), (50, 4 * 11 + 3, 4),
+                                  (36, 2 * 150 + 1, 2)):
         power = (rng.random((n_frames, n_bins)) ** 4).astype(np.float32)
-        group = np.zeros(n_bins)
         depth = D.HPSS_TIME_KERNEL
-        ring = np.zeros((depth, n_bins), dtype=np.float32)
-        state = np.zeros(_hpss.N_H, dtype=np.int64)
-        args = _hpss_args(n_bins)
-        sums = np.zeros(2)
+        st = _hpss_state(n_bins)
         for a in range(0, n_frames, 5):  # odd batch sizes
             chunk = power[a : a + 5]
-            _hpss.hpss_push(chunk, chunk.shape[0], avg, group, ring, state, *args, sums)
-        _hpss.hpss_finish(avg, group, ring, state, *args, sums)
+            _hpss.hpss_push(chunk, chunk.shape[0], avg, *st)
+        _hpss.hpss_finish(avg, *st)
+        sums = st[-1]
         coarse = np.stack([power[i : i + avg].astype(np.float64).mean(axis=0)
                            for i in range(0, n_frames, avg)]).astype(np.float32)
         hm = scipy.ndimage.median_filter(coarse, size=(depth, 1), mode="reflect")
