@@ -23,7 +23,8 @@ from __future__ import annotations
 
 import math
 import time
-from contextlib import contextmanager
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 
 import numpy as np
 
@@ -45,8 +46,8 @@ class _FFTWorkspace:
     algorithm rounds differently, which would break the bit-for-bit promise.
     """
 
-    def __init__(self, n_fft: int) -> None:
-        b = D.CHUNK_FRAMES
+    def __init__(self, n_fft: int, batch: int) -> None:
+        b = batch
         n_bins = n_fft // 2 + 1
         flags = ("FFTW_ESTIMATE", "FFTW_DESTROY_INPUT")
         self.frames = pyfftw.empty_aligned((b, n_fft), dtype="float32")
@@ -54,13 +55,16 @@ class _FFTWorkspace:
         self.stft = pyfftw.FFTW(self.frames, self.spec, axes=(1,), flags=flags, threads=1)
 
 
-_WORKSPACES: dict[int, _FFTWorkspace] = {}
+_WORKSPACES: dict[tuple[int, int], _FFTWorkspace] = {}
 
 
-def _workspace(n_fft: int) -> _FFTWorkspace:
-    ws = _WORKSPACES.get(n_fft)
+_UNTIMED = nullcontext()
+
+
+def _workspace(n_fft: int, batch: int) -> _FFTWorkspace:
+    ws = _WORKSPACES.get((n_fft, batch))
     if ws is None:
-        ws = _WORKSPACES[n_fft] = _FFTWorkspace(n_fft)
+        ws = _WORKSPACES[n_fft, batch] = _FFTWorkspace(n_fft, batch)
     return ws
 
 
@@ -97,8 +101,8 @@ class Analyzer:
         self.params = p = D.make_params(sample_rate, channels)
         self.profile = profile
         self.stage_seconds: dict[str, float] = {}
-        self._ws = _workspace(p.n_fft)
-        b = D.CHUNK_FRAMES
+        self._batch = b = D.FRAME_BATCH
+        self._ws = _workspace(p.n_fft, b)
         ch = p.channels
         # mono samples kept from one chunk to the next: the zero-padded last frame may start
         # up to n_fft - 1 samples before the end
@@ -201,11 +205,14 @@ class Analyzer:
         """Sample frames fed so far."""
         return self._pos + self._staged
 
+    def _stage(self, name: str) -> AbstractContextManager[None]:
+        """A context that adds its time to ``stage_seconds[name]`` with ``profile``; else one
+        shared no-op context (a generator-based one per call would cost more than some of the
+        kernels it wraps)."""
+        return self._timed(name) if self.profile else _UNTIMED
+
     @contextmanager
-    def _stage(self, name: str):
-        if not self.profile:
-            yield
-            return
+    def _timed(self, name: str) -> Iterator[None]:
         t0 = time.perf_counter()
         try:
             yield
@@ -297,7 +304,7 @@ class Analyzer:
         ``last_padded`` the last of them is the zero-padded end of the track."""
         p = self.params
         ws = self._ws
-        b = D.CHUNK_FRAMES
+        b = self._batch
         origin = self._pos - self._history  # global index of self._mono[0]
         while self._next_frame <= last_frame:
             count = min(b, last_frame - self._next_frame + 1)
