@@ -1021,9 +1021,19 @@ def compare_with_baseline(
                   f"current {cur:6.3f}  current/baseline {ratio}", file=sys.stderr)
 
     measured = [t for t in tracks if "current" in t]
+    differing = []
+    for t in measured:
+        cur = np.asarray(t["current"]["fingerprint"], dtype=np.float64)
+        base = np.asarray(t["baseline"]["fingerprint"], dtype=np.float64)
+        if cur.tobytes() != base.tobytes():
+            differing.append({"file": t["file"], "max_abs_diff": float(np.max(np.abs(cur - base))),
+                              "values": [int(i) for i in np.flatnonzero(cur != base)]})
     return {
         "rev": rev,
         "commit": commit,
+        # bit for bit: the same float64 bytes for all 25 values
+        "fingerprints_identical_to_baseline": {"files": len(measured) - len(differing),
+                                               "of": len(measured), "differing": differing},
         "trees": trees_out,
         "kernels_sources_identical": (trees_out["current"]["kernels_source_sha256"]
                                       == trees_out["baseline"]["kernels_source_sha256"]),
@@ -1117,6 +1127,11 @@ def baseline_summary(*, comparison: dict[str, Any], block_frames: int) -> str:
         lines.append(f"- start-up of the {tree} child (excluded from the figures above): spawn to "
                      f"warm {s['spawn_to_warm_s']:.2f} s (import {s['import_s']:.2f}, warmup "
                      f"{s['warmup_s']:.2f}{note}); kernels `{trees[tree]['kernels_path']}`")
+    same = c["fingerprints_identical_to_baseline"]
+    lines.append(f"- fingerprints bit-identical to the baseline's: {same['files']} of "
+                 f"{same['of']} files" + "".join(
+                     f"; DIFFERS: {d['file']} (values {d['values']}, max |diff| "
+                     f"{d['max_abs_diff']:.3g})" for d in same["differing"]))
     if c["kernels_sources_identical"]:
         lines.append("- WARNING: both trees have the same kernels sources: this compares the "
                      "code with itself")
