@@ -8,9 +8,10 @@ stopped.
 
 The K-weighting is two biquads per channel, 40 scalar operations per stereo sample, but a
 dependency chain only four operations deep (add -> multiply -> subtract -> add). The kernels
-run it in SIMD lanes (``F64X2`` / ``F64X4``, LLVM vectors of float64): the two channels of a
-pair side by side, and the second biquad one sample behind the first, so that both biquads of
-both channels are one 4-lane operation and the loop runs at the speed of that chain. Each lane
+run it in SIMD lanes (``F64X2`` / ``F64X4`` from kernels/_lanes.py, LLVM vectors of float64):
+the two channels of a pair side by side, and the second biquad one sample behind the first, so
+that both biquads of both channels are one 4-lane operation and the loop runs at the speed of
+that chain. Each lane
 performs exactly the scalar operation (same IEEE rounding, never a fused multiply-add), so the
 filtered values are those of the plain scalar recursion, bit for bit. The stereo statistics
 ride in the same loop, in the issue slots the chain leaves idle.
@@ -19,21 +20,12 @@ ride in the same loop, in the issue slots the chain leaves idle.
 from __future__ import annotations
 
 import math
-import operator
 
 import numpy as np
-from llvmlite import ir
-from numba import njit, types
-from numba.core import cgutils
-from numba.core.extending import (
-    intrinsic,
-    lower_builtin,
-    models,
-    register_model,
-    type_callable,
-)
+from numba import njit
 
 from ._config import CACHE, ERROR_MODEL, INLINE, REASSOC
+from ._lanes import cat, high, lane, low, madd, prefetch, v2, v4, vmax_abs
 
 # --- float64 state slots (``fs``) -------------------------------------------------------------
 F_SUMSQ = 0  # sum of x^2, all samples, all channels
@@ -77,187 +69,6 @@ SUB_RING = 32  # >= 30 sub-blocks of a 3 s short-term window
 _PREFETCH_ROWS = 256
 
 
-# --- float64 SIMD lanes -----------------------------------------------------------------------
-
-
-class _F64Vec(types.Type):
-    """A value held as an LLVM ``<n x double>``: ``+``, ``-`` and ``*`` act per lane, each lane
-    rounding exactly as the scalar operation (no fast-math flag, so never contracted)."""
-
-    def __init__(self, n):
-        self.n = n
-        super().__init__(name=f"f64x{n}")
-
-
-F64X2 = _F64Vec(2)
-F64X4 = _F64Vec(4)
-
-
-@register_model(_F64Vec)
-class _F64VecModel(models.PrimitiveModel):
-    def __init__(self, dmm, fe_type):
-        super().__init__(dmm, fe_type, ir.VectorType(ir.DoubleType(), fe_type.n))
-
-
-def _lane_op(op, instruction):
-    @type_callable(op)
-    def _typer(context):
-        def typer(a, b):
-            if isinstance(a, _F64Vec) and a == b:
-                return a
-
-        return typer
-
-    @lower_builtin(op, _F64Vec, _F64Vec)
-    def _lower(context, builder, sig, args):
-        return getattr(builder, instruction)(args[0], args[1])
-
-
-_lane_op(operator.add, "fadd")
-_lane_op(operator.sub, "fsub")
-_lane_op(operator.mul, "fmul")
-
-_I32 = ir.IntType(32)
-
-
-def _pack(builder, vtype, values):
-    v = ir.Constant(vtype, ir.Undefined)
-    for k, x in enumerate(values):
-        v = builder.insert_element(v, x, ir.Constant(_I32, k))
-    return v
-
-
-def _llvm_suffix(t):
-    """The overload suffix of an LLVM intrinsic on ``double`` or ``<n x double>``."""
-    return f"v{t.count}f64" if isinstance(t, ir.VectorType) else "f64"
-
-
-def _shuffle(builder, a, b, lanes):
-    return builder.shuffle_vector(a, b, ir.Constant(ir.VectorType(_I32, len(lanes)), lanes))
-
-
-@intrinsic
-def _v2(typingctx, a, b):
-    """``<a, b>``"""
-
-    def codegen(context, builder, sig, args):
-        return _pack(builder, ir.VectorType(ir.DoubleType(), 2), args)
-
-    return F64X2(types.float64, types.float64), codegen
-
-
-@intrinsic
-def _v4(typingctx, a, b, c, d):
-    """``<a, b, c, d>``"""
-
-    def codegen(context, builder, sig, args):
-        return _pack(builder, ir.VectorType(ir.DoubleType(), 4), args)
-
-    return F64X4(types.float64, types.float64, types.float64, types.float64), codegen
-
-
-@intrinsic
-def _lane(typingctx, v, k):
-    """Lane ``k`` of a vector, as a float64."""
-
-    def codegen(context, builder, sig, args):
-        return builder.extract_element(args[0], args[1])
-
-    if isinstance(v, _F64Vec) and isinstance(k, types.Integer):
-        return types.float64(v, k), codegen
-
-
-@intrinsic
-def _low(typingctx, v):
-    """Lanes 0, 1 of a 4-lane vector."""
-
-    def codegen(context, builder, sig, args):
-        return _shuffle(builder, args[0], args[0], [0, 1])
-
-    return F64X2(F64X4), codegen
-
-
-@intrinsic
-def _high(typingctx, v):
-    """Lanes 2, 3 of a 4-lane vector."""
-
-    def codegen(context, builder, sig, args):
-        return _shuffle(builder, args[0], args[0], [2, 3])
-
-    return F64X2(F64X4), codegen
-
-
-@intrinsic
-def _cat(typingctx, a, b):
-    """``<a0, a1, b0, b1>``"""
-
-    def codegen(context, builder, sig, args):
-        return _shuffle(builder, args[0], args[1], [0, 1, 2, 3])
-
-    return F64X4(F64X2, F64X2), codegen
-
-
-def _byte_pointer():
-    """The pointer type ``llvm.prefetch`` takes: LLVM's opaque ``ptr`` where llvmlite has it
-    (``declare_intrinsic`` then names the intrinsic ``llvm.prefetch.p0``), else ``i8*``
-    (``llvm.prefetch.p0i8``, LLVM's typed pointers)."""
-    try:
-        return ir.PointerType()
-    except TypeError:
-        return ir.IntType(8).as_pointer()
-
-
-@intrinsic
-def _prefetch(typingctx, arr, i):
-    """Prefetch row ``i`` of a 2-d array into the cache (no effect on results)."""
-
-    def codegen(context, builder, sig, args):
-        aryty = sig.args[0]
-        ary = context.make_array(aryty)(context, builder, args[0])
-        zero = ir.Constant(args[1].type, 0)
-        ptr = cgutils.get_item_pointer(context, builder, aryty, ary, [args[1], zero],
-                                       wraparound=False)
-        ptr_t = _byte_pointer()
-        ptr = builder.bitcast(ptr, ptr_t)
-        fn = builder.module.declare_intrinsic(
-            "llvm.prefetch", (ptr_t,), ir.FunctionType(ir.VoidType(), [ptr_t] + [_I32] * 3))
-        # read (0), high temporal locality (3), data cache (1)
-        builder.call(fn, [ptr, ir.Constant(_I32, 0), ir.Constant(_I32, 3), ir.Constant(_I32, 1)])
-        return context.get_dummy_value()
-
-    return types.void(arr, i), codegen
-
-
-@intrinsic
-def _madd(typingctx, a, b, c):
-    """``a * b + c`` as ``llvm.fmuladd``: one rounding (an FMA) where the target has fast FMA
-    instructions, two roundings where it has not; exactly the rule by which LLVM contracts a
-    multiply and an add compiled with the ``contract`` fast-math flag (kernels with REASSOC)."""
-
-    def codegen(context, builder, sig, args):
-        t = args[0].type
-        fn = builder.module.declare_intrinsic(f"llvm.fmuladd.{_llvm_suffix(t)}", (),
-                                              ir.FunctionType(t, [t] * 3))
-        return builder.call(fn, args)
-
-    if a == b == c and (a == types.float64 or isinstance(a, _F64Vec)):
-        return a(a, a, a), codegen
-
-
-@intrinsic
-def _vmax_abs(typingctx, m, v):
-    """Per lane ``|v| if |v| > m else m`` (``max(m, abs(v))``)."""
-
-    def codegen(context, builder, sig, args):
-        t = args[1].type
-        fabs = builder.module.declare_intrinsic(f"llvm.fabs.{_llvm_suffix(t)}", (),
-                                                ir.FunctionType(t, [t]))
-        av = builder.call(fabs, [args[1]])
-        return builder.select(builder.fcmp_ordered(">", av, args[0]), av, args[0])
-
-    return F64X2(F64X2, F64X2), codegen
-
-
 @njit(cache=CACHE)
 def _hist_add(counts, energies, value_lufs, energy, lo, step):
     n = counts.shape[0]
@@ -298,11 +109,11 @@ def _biquad(u, s0, s1, k):
 def _k_lanes(kw):
     """The K-weighting biquads as 4-lane coefficients ``<first, first, second, second>``, and
     their 2-lane halves ``<first, first>``, ``<second, second>``."""
-    k = (_v4(kw[0, 0], kw[0, 0], kw[1, 0], kw[1, 0]), _v4(kw[0, 1], kw[0, 1], kw[1, 1], kw[1, 1]),
-         _v4(kw[0, 2], kw[0, 2], kw[1, 2], kw[1, 2]), _v4(kw[0, 3], kw[0, 3], kw[1, 3], kw[1, 3]),
-         _v4(kw[0, 4], kw[0, 4], kw[1, 4], kw[1, 4]))
-    k1 = (_low(k[0]), _low(k[1]), _low(k[2]), _low(k[3]), _low(k[4]))
-    k2 = (_high(k[0]), _high(k[1]), _high(k[2]), _high(k[3]), _high(k[4]))
+    k = (v4(kw[0, 0], kw[0, 0], kw[1, 0], kw[1, 0]), v4(kw[0, 1], kw[0, 1], kw[1, 1], kw[1, 1]),
+         v4(kw[0, 2], kw[0, 2], kw[1, 2], kw[1, 2]), v4(kw[0, 3], kw[0, 3], kw[1, 3], kw[1, 3]),
+         v4(kw[0, 4], kw[0, 4], kw[1, 4], kw[1, 4]))
+    k1 = (low(k[0]), low(k[1]), low(k[2]), low(k[3]), low(k[4]))
+    k2 = (high(k[0]), high(k[1]), high(k[2]), high(k[3]), high(k[4]))
     return k, k1, k2
 
 
@@ -318,12 +129,12 @@ def _stereo_sample(x, i, mono_out, o, acc):
     sumsq, sec_mono, sq, sd, slr, pk = acc
     lv = np.float64(x[i, 0])
     rv = np.float64(x[i, 1])
-    v = _v2(lv, rv)
+    v = v2(lv, rv)
     m = (lv + rv) * 0.5
     mono_out[i] = m
     d = v - o
-    return v, (_madd(rv, rv, _madd(lv, lv, sumsq)), _madd(m, m, sec_mono), _madd(d, d, sq),
-               sd + d, _madd(_lane(d, 1), _lane(d, 0), slr), _vmax_abs(pk, v))
+    return v, (madd(rv, rv, madd(lv, lv, sumsq)), madd(m, m, sec_mono), madd(d, d, sq),
+               sd + d, madd(lane(d, 1), lane(d, 0), slr), vmax_abs(pk, v))
 
 
 @njit(cache=CACHE, fastmath=REASSOC, error_model=ERROR_MODEL)
@@ -364,47 +175,47 @@ def _segment_stereo(x, a, b, mono_out, fs, is_, kw, gains, kstate):
     -------
     float : the weighted K-filtered energy, as :func:`_k_energy` returns it.
     """
-    zero = _v2(0.0, 0.0)
+    zero = v2(0.0, 0.0)
     acc = (0.0, 0.0, zero, zero, 0.0, zero)
-    o = _v2(fs[F_L0], fs[F_R0])
+    o = v2(fs[F_L0], fs[F_R0])
     ep = 0.0
     eq = 0.0
     if b > a:
         k, k1, k2 = _k_lanes(kw)
-        s0 = _v4(kstate[0, 0], kstate[1, 0], kstate[0, 2], kstate[1, 2])
-        s1 = _v4(kstate[0, 1], kstate[1, 1], kstate[0, 3], kstate[1, 3])
+        s0 = v4(kstate[0, 0], kstate[1, 0], kstate[0, 2], kstate[1, 2])
+        s1 = v4(kstate[0, 1], kstate[1, 1], kstate[0, 3], kstate[1, 3])
         # sample a: the first biquad only
         v, acc = _stereo_sample(x, a, mono_out, o, acc)
-        y, p0, p1 = _biquad(v, _low(s0), _low(s1), k1)
-        s0 = _cat(p0, _high(s0))
-        s1 = _cat(p1, _high(s1))
-        out = _cat(y, y)
-        e = _v4(0.0, 0.0, 0.0, 0.0)
+        y, p0, p1 = _biquad(v, low(s0), low(s1), k1)
+        s0 = cat(p0, high(s0))
+        s1 = cat(p1, high(s1))
+        out = cat(y, y)
+        e = v4(0.0, 0.0, 0.0, 0.0)
         last = np.uint64(b - 1)
         for i in range(np.uint64(a + 1), np.uint64(b)):  # unsigned: no negative-index wrap
-            _prefetch(x, min(i + np.uint64(_PREFETCH_ROWS), last))
+            prefetch(x, min(i + np.uint64(_PREFETCH_ROWS), last))
             v, acc = _stereo_sample(x, i, mono_out, o, acc)
-            out, s0, s1 = _biquad(_cat(v, _low(out)), s0, s1, k)
+            out, s0, s1 = _biquad(cat(v, low(out)), s0, s1, k)
             e = e + out * out  # lanes 2, 3: the second biquad's energy, in sample order
         # sample b-1: the second biquad only
-        z, q0, q1 = _biquad(_low(out), _high(s0), _high(s1), k2)
-        e2 = _high(e) + z * z
-        ep = _lane(e2, 0)
-        eq = _lane(e2, 1)
-        kstate[0, 0], kstate[0, 1] = _lane(s0, 0), _lane(s1, 0)
-        kstate[1, 0], kstate[1, 1] = _lane(s0, 1), _lane(s1, 1)
-        kstate[0, 2], kstate[0, 3] = _lane(q0, 0), _lane(q1, 0)
-        kstate[1, 2], kstate[1, 3] = _lane(q0, 1), _lane(q1, 1)
+        z, q0, q1 = _biquad(low(out), high(s0), high(s1), k2)
+        e2 = high(e) + z * z
+        ep = lane(e2, 0)
+        eq = lane(e2, 1)
+        kstate[0, 0], kstate[0, 1] = lane(s0, 0), lane(s1, 0)
+        kstate[1, 0], kstate[1, 1] = lane(s0, 1), lane(s1, 1)
+        kstate[0, 2], kstate[0, 3] = lane(q0, 0), lane(q1, 0)
+        kstate[1, 2], kstate[1, 3] = lane(q0, 1), lane(q1, 1)
     sumsq, sec_mono, sq, sd, slr, pk = acc
-    sl = _lane(sd, 0)
-    sr_ = _lane(sd, 1)
+    sl = lane(sd, 0)
+    sr_ = lane(sd, 1)
     if math.isfinite(sl) and math.isfinite(sr_):  # a NaN / inf sample leaves its sum non-finite
         nonfinite = 0
-        peak = max(_lane(pk, 0), _lane(pk, 1))
+        peak = max(lane(pk, 0), lane(pk, 1))
     else:
         nonfinite, peak = _stereo_nonfinite(x, a, b)
     differ = is_[I_DIFFER] != 1 and _channels_differ(x, a, b)
-    _add_segment(fs, is_, sumsq, peak, sec_mono, _lane(sq, 0), _lane(sq, 1), slr, sl, sr_,
+    _add_segment(fs, is_, sumsq, peak, sec_mono, lane(sq, 0), lane(sq, 1), slr, sl, sr_,
                  differ, nonfinite)
     total = 0.0
     total += gains[0] * ep + gains[1] * eq
@@ -462,26 +273,26 @@ def _k_pair(x, a, b, c, kw, kstate):
     eq = 0.0
     if b > a:
         k, k1, k2 = _k_lanes(kw)
-        s0 = _v4(kstate[c, 0], kstate[c + 1, 0], kstate[c, 2], kstate[c + 1, 2])
-        s1 = _v4(kstate[c, 1], kstate[c + 1, 1], kstate[c, 3], kstate[c + 1, 3])
-        v = _v2(np.float64(x[a, c]), np.float64(x[a, c + 1]))
-        y, p0, p1 = _biquad(v, _low(s0), _low(s1), k1)
-        s0 = _cat(p0, _high(s0))
-        s1 = _cat(p1, _high(s1))
-        out = _cat(y, y)
-        e = _v4(0.0, 0.0, 0.0, 0.0)
+        s0 = v4(kstate[c, 0], kstate[c + 1, 0], kstate[c, 2], kstate[c + 1, 2])
+        s1 = v4(kstate[c, 1], kstate[c + 1, 1], kstate[c, 3], kstate[c + 1, 3])
+        v = v2(np.float64(x[a, c]), np.float64(x[a, c + 1]))
+        y, p0, p1 = _biquad(v, low(s0), low(s1), k1)
+        s0 = cat(p0, high(s0))
+        s1 = cat(p1, high(s1))
+        out = cat(y, y)
+        e = v4(0.0, 0.0, 0.0, 0.0)
         for i in range(np.uint64(a + 1), np.uint64(b)):
-            v = _v2(np.float64(x[i, c]), np.float64(x[i, c + 1]))
-            out, s0, s1 = _biquad(_cat(v, _low(out)), s0, s1, k)
+            v = v2(np.float64(x[i, c]), np.float64(x[i, c + 1]))
+            out, s0, s1 = _biquad(cat(v, low(out)), s0, s1, k)
             e = e + out * out
-        z, q0, q1 = _biquad(_low(out), _high(s0), _high(s1), k2)
-        e2 = _high(e) + z * z
-        ep = _lane(e2, 0)
-        eq = _lane(e2, 1)
-        kstate[c, 0], kstate[c, 1] = _lane(s0, 0), _lane(s1, 0)
-        kstate[c + 1, 0], kstate[c + 1, 1] = _lane(s0, 1), _lane(s1, 1)
-        kstate[c, 2], kstate[c, 3] = _lane(q0, 0), _lane(q1, 0)
-        kstate[c + 1, 2], kstate[c + 1, 3] = _lane(q0, 1), _lane(q1, 1)
+        z, q0, q1 = _biquad(low(out), high(s0), high(s1), k2)
+        e2 = high(e) + z * z
+        ep = lane(e2, 0)
+        eq = lane(e2, 1)
+        kstate[c, 0], kstate[c, 1] = lane(s0, 0), lane(s1, 0)
+        kstate[c + 1, 0], kstate[c + 1, 1] = lane(s0, 1), lane(s1, 1)
+        kstate[c, 2], kstate[c, 3] = lane(q0, 0), lane(q1, 0)
+        kstate[c + 1, 2], kstate[c + 1, 3] = lane(q0, 1), lane(q1, 1)
     return ep, eq
 
 
@@ -493,19 +304,19 @@ def _k_single(x, a, b, c, kw, kstate):
     k2 = (kw[1, 0], kw[1, 1], kw[1, 2], kw[1, 3], kw[1, 4])
     ep = 0.0
     if b > a:
-        k = (_v2(k1[0], k2[0]), _v2(k1[1], k2[1]), _v2(k1[2], k2[2]), _v2(k1[3], k2[3]),
-             _v2(k1[4], k2[4]))
+        k = (v2(k1[0], k2[0]), v2(k1[1], k2[1]), v2(k1[2], k2[2]), v2(k1[3], k2[3]),
+             v2(k1[4], k2[4]))
         y, p0, p1 = _biquad(np.float64(x[a, c]), kstate[c, 0], kstate[c, 1], k1)
-        s0 = _v2(p0, kstate[c, 2])
-        s1 = _v2(p1, kstate[c, 3])
-        e = _v2(0.0, 0.0)
+        s0 = v2(p0, kstate[c, 2])
+        s1 = v2(p1, kstate[c, 3])
+        e = v2(0.0, 0.0)
         for i in range(np.uint64(a + 1), np.uint64(b)):
-            out, s0, s1 = _biquad(_v2(np.float64(x[i, c]), y), s0, s1, k)
-            y = _lane(out, 0)
+            out, s0, s1 = _biquad(v2(np.float64(x[i, c]), y), s0, s1, k)
+            y = lane(out, 0)
             e = e + out * out
-        z, p2, p3 = _biquad(y, _lane(s0, 1), _lane(s1, 1), k2)
-        ep = _lane(e, 1) + z * z
-        kstate[c, 0], kstate[c, 1] = _lane(s0, 0), _lane(s1, 0)
+        z, p2, p3 = _biquad(y, lane(s0, 1), lane(s1, 1), k2)
+        ep = lane(e, 1) + z * z
+        kstate[c, 0], kstate[c, 1] = lane(s0, 0), lane(s1, 0)
         kstate[c, 2], kstate[c, 3] = p2, p3
     return ep
 
