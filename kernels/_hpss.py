@@ -276,6 +276,19 @@ def _emit(t, total, ring, perc, win, prev, sums):
 
 
 @njit(cache=CACHE, error_model=ERROR_MODEL)
+def _push_coarse(group, ring, state, count):
+    """The coarse frame being summed is complete: the mean of its ``count`` power frames enters
+    the ring, and the sum starts again."""
+    row = ring[state[H_PUSHED] % ring.shape[0]]
+    inv = 1.0 / count
+    for k in range(ring.shape[1]):
+        row[k] = group[k] * inv
+        group[k] = 0.0
+    state[H_GROUP_N] = 0
+    state[H_PUSHED] += 1
+
+
+@njit(cache=CACHE, error_model=ERROR_MODEL)
 def hpss_push(power, n_frames, avg, group, ring, perc, win_t, prev_t, ext, win_f, prev_f, state,
               sums):
     """Feed power frames; finish every coarse frame whose medians can be known.
@@ -304,7 +317,6 @@ def hpss_push(power, n_frames, avg, group, ring, perc, win_t, prev_t, ext, win_f
         Energies ``sum H^2``, ``sum P^2`` of the masked magnitudes (in coarse-power units).
     """
     n_bins = ring.shape[1]  # the separation runs on the lowest ``n_bins`` bins only
-    n_ring = ring.shape[0]
     half = win_t.shape[0] // 2
     lanes = ext.shape[1]
     for j in range(n_frames):
@@ -313,13 +325,7 @@ def hpss_push(power, n_frames, avg, group, ring, perc, win_t, prev_t, ext, win_f
         state[H_GROUP_N] += 1
         if state[H_GROUP_N] != avg:
             continue
-        row = ring[state[H_PUSHED] % n_ring]
-        inv = 1.0 / avg
-        for k in range(n_bins):
-            row[k] = group[k] * inv
-            group[k] = 0.0
-        state[H_GROUP_N] = 0
-        state[H_PUSHED] += 1
+        _push_coarse(group, ring, state, avg)
         if state[H_PUSHED] - state[H_PERC] == lanes:
             _percussive(ring, perc, state[H_PERC], lanes, ext, win_f, prev_f)
             state[H_PERC] += lanes
@@ -331,18 +337,9 @@ def hpss_push(power, n_frames, avg, group, ring, perc, win_t, prev_t, ext, win_f
 @njit(cache=CACHE, error_model=ERROR_MODEL)
 def hpss_finish(avg, group, ring, perc, win_t, prev_t, ext, win_f, prev_f, state, sums):
     """End of track: push the partial coarse frame (mean of what it has) and finish the rest."""
-    n_bins = ring.shape[1]
-    n_ring = ring.shape[0]
     lanes = ext.shape[1]
-    g = state[H_GROUP_N]
-    if g > 0:
-        row = ring[state[H_PUSHED] % n_ring]
-        inv = 1.0 / g
-        for k in range(n_bins):
-            row[k] = group[k] * inv
-            group[k] = 0.0
-        state[H_GROUP_N] = 0
-        state[H_PUSHED] += 1
+    if state[H_GROUP_N] > 0:
+        _push_coarse(group, ring, state, state[H_GROUP_N])
     total = state[H_PUSHED]
     while state[H_PERC] < total:
         count = min(lanes, total - state[H_PERC])
