@@ -73,47 +73,14 @@ def _ref_segment_stats_stereo(x, a, b, mono_out, fs, is_):
                      nonfinite)
 
 
-@njit(fastmath=REASSOC, error_model=ERROR_MODEL)
+@njit
 def _ref_segment_stats(x, a, b, mono_out, fs, is_, inv_ch):
-    ch = x.shape[1]
-    if ch == 2:
+    """Stereo: the old loop above. Other channel counts: ``_segment_stats`` itself, which the
+    change left as it was (only its stereo branch moved to ``_segment_stereo``)."""
+    if x.shape[1] == 2:
         _ref_segment_stats_stereo(x, a, b, mono_out, fs, is_)
-        return
-    r_idx = 1 if ch > 1 else 0
-    l0 = fs[S.F_L0]
-    r0 = fs[S.F_R0]
-    sumsq = 0.0
-    peak = 0.0
-    sec_mono = 0.0
-    sll = 0.0
-    srr = 0.0
-    slr = 0.0
-    sl = 0.0
-    sr_ = 0.0
-    differ = 0
-    nonfinite = 0
-    for i in range(a, b):
-        acc = 0.0
-        for c in range(ch):
-            v = np.float64(x[i, c])
-            nonfinite += v - v != 0.0
-            acc += v
-            sumsq += v * v
-            peak = max(peak, abs(v))
-        m = acc * inv_ch
-        mono_out[i] = m
-        sec_mono += m * m
-        lv = np.float64(x[i, 0])
-        rv = np.float64(x[i, r_idx])
-        differ += lv != rv
-        dl = lv - l0
-        dr = rv - r0
-        sll += dl * dl
-        srr += dr * dr
-        slr += dl * dr
-        sl += dl
-        sr_ += dr
-    _ref_add_segment(fs, is_, sumsq, peak, sec_mono, sll, srr, slr, sl, sr_, differ, nonfinite)
+    else:
+        S._segment_stats(x, a, b, mono_out, fs, is_, inv_ch)
 
 
 @njit(error_model=ERROR_MODEL)
