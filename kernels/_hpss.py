@@ -39,6 +39,7 @@ import numpy as np
 from numba import njit
 
 from ._config import CACHE, ERROR_MODEL, REASSOC
+from .errors import ParameterError
 
 # int64 state slots
 H_GROUP_N = 0  # power frames summed into the current coarse frame
@@ -81,9 +82,12 @@ def new_state(n_bins: int, *, time_kernel: int, freq_kernel: int) -> tuple[np.nd
         kernels take them after their own leading arguments.
     """
     if time_kernel % 2 != 1 or freq_kernel % 2 != 1:
-        raise ValueError(f"median lengths {time_kernel}, {freq_kernel} must be odd")
+        raise ParameterError(f"time_kernel={time_kernel}, freq_kernel={freq_kernel}: median "
+                             "lengths must be odd (a median of an even count is no selection)")
     if LANES + time_kernel // 2 >= RING:
-        raise ValueError(f"time_kernel={time_kernel} needs a ring of more than {RING} frames")
+        raise ParameterError(f"time_kernel={time_kernel} needs more than RING={RING} coarse "
+                             f"frames of history; raise RING to a power of two above "
+                             f"{LANES + time_kernel // 2}")
     f32 = np.float32
     return (
         np.zeros(n_bins, dtype=np.float64),  # group

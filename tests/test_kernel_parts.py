@@ -56,6 +56,13 @@ def test_slide_keeps_the_window_sorted_and_its_middle_is_the_running_median(rng,
     np.testing.assert_array_equal(np.array(medians), want)
 
 
+def test_hpss_state_refuses_even_medians_and_a_ring_too_short():
+    with pytest.raises(ValueError, match="must be odd"):
+        _hpss.new_state(40, time_kernel=16, freq_kernel=31)
+    with pytest.raises(ValueError, match="raise RING"):
+        _hpss.new_state(40, time_kernel=2 * (_hpss.RING - _hpss.LANES) + 1, freq_kernel=31)
+
+
 @pytest.mark.parametrize("n", [1, 2, 3, 7, 40])
 def test_mirror_matches_scipy_reflect(n):
     x = np.arange(n, dtype=np.float64)
