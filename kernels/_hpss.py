@@ -54,8 +54,9 @@ S_H2 = 0
 S_P2 = 1
 N_S = 2
 
-#: Coarse frames per percussive batch: the lanes of the frequency median. 32 lanes slide 1.4x
-#: faster per frame than 16 (loop overhead), and 64 no faster inside the analyzer.
+#: Coarse frames per percussive batch: the lanes of the frequency median. A slide's rows are
+#: this long: much shorter ones pay a loop's overhead on every row, longer ones only enlarge
+#: the rings (``RING`` grows with it).
 LANES = 32
 #: Rows of the two rings (coarse power, percussive medians): a power of two of at least
 #: ``LANES + HPSS_TIME_KERNEL // 2 + 1`` (41 for the 17-frame kernel). At most ``LANES - 1``

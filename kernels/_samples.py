@@ -137,6 +137,32 @@ def _stereo_sample(x, i, mono_out, o, acc):
                sd + d, madd(lane(d, 1), lane(d, 0), slr), vmax_abs(pk, v))
 
 
+@njit(cache=CACHE, inline=INLINE)
+def _pair_begin(kstate, c, v, k1):
+    """The filter states of channels ``c, c+1`` as lanes ``<first biquad of c, c+1, second
+    biquad of c, c+1>``, with the first biquad run on the segment's first sample ``v``: returns
+    the lanes the loop of :func:`_segment_stereo` / :func:`_k_pair` starts from (``out, s0,
+    s1``)."""
+    s0 = v4(kstate[c, 0], kstate[c + 1, 0], kstate[c, 2], kstate[c + 1, 2])
+    s1 = v4(kstate[c, 1], kstate[c + 1, 1], kstate[c, 3], kstate[c + 1, 3])
+    y, p0, p1 = _biquad(v, low(s0), low(s1), k1)
+    return cat(y, y), cat(p0, high(s0)), cat(p1, high(s1))
+
+
+@njit(cache=CACHE, inline=INLINE)
+def _pair_end(kstate, c, out, s0, s1, e, k2):
+    """The second biquad run on the segment's last sample, the states stored back into
+    ``kstate``; returns the two channels' K-weighted energies (lanes 2, 3 of ``e`` and the last
+    sample's)."""
+    z, q0, q1 = _biquad(low(out), high(s0), high(s1), k2)
+    e2 = high(e) + z * z
+    kstate[c, 0], kstate[c, 1] = lane(s0, 0), lane(s1, 0)
+    kstate[c + 1, 0], kstate[c + 1, 1] = lane(s0, 1), lane(s1, 1)
+    kstate[c, 2], kstate[c, 3] = lane(q0, 0), lane(q1, 0)
+    kstate[c + 1, 2], kstate[c + 1, 3] = lane(q0, 1), lane(q1, 1)
+    return lane(e2, 0), lane(e2, 1)
+
+
 @njit(cache=CACHE, fastmath=REASSOC, error_model=ERROR_MODEL)
 def _stereo_nonfinite(x, a, b):
     """Count of NaN / inf samples and peak of a stereo segment, as the pre-fusion loop counted
@@ -182,14 +208,8 @@ def _segment_stereo(x, a, b, mono_out, fs, is_, kw, gains, kstate):
     eq = 0.0
     if b > a:
         k, k1, k2 = _k_lanes(kw)
-        s0 = v4(kstate[0, 0], kstate[1, 0], kstate[0, 2], kstate[1, 2])
-        s1 = v4(kstate[0, 1], kstate[1, 1], kstate[0, 3], kstate[1, 3])
-        # sample a: the first biquad only
         v, acc = _stereo_sample(x, a, mono_out, o, acc)
-        y, p0, p1 = _biquad(v, low(s0), low(s1), k1)
-        s0 = cat(p0, high(s0))
-        s1 = cat(p1, high(s1))
-        out = cat(y, y)
+        out, s0, s1 = _pair_begin(kstate, 0, v, k1)  # sample a: the first biquad only
         e = v4(0.0, 0.0, 0.0, 0.0)
         last = np.uint64(b - 1)
         for i in range(np.uint64(a + 1), np.uint64(b)):  # unsigned: no negative-index wrap
@@ -197,15 +217,7 @@ def _segment_stereo(x, a, b, mono_out, fs, is_, kw, gains, kstate):
             v, acc = _stereo_sample(x, i, mono_out, o, acc)
             out, s0, s1 = _biquad(cat(v, low(out)), s0, s1, k)
             e = e + out * out  # lanes 2, 3: the second biquad's energy, in sample order
-        # sample b-1: the second biquad only
-        z, q0, q1 = _biquad(low(out), high(s0), high(s1), k2)
-        e2 = high(e) + z * z
-        ep = lane(e2, 0)
-        eq = lane(e2, 1)
-        kstate[0, 0], kstate[0, 1] = lane(s0, 0), lane(s1, 0)
-        kstate[1, 0], kstate[1, 1] = lane(s0, 1), lane(s1, 1)
-        kstate[0, 2], kstate[0, 3] = lane(q0, 0), lane(q1, 0)
-        kstate[1, 2], kstate[1, 3] = lane(q0, 1), lane(q1, 1)
+        ep, eq = _pair_end(kstate, 0, out, s0, s1, e, k2)  # sample b-1: the second biquad only
     sumsq, sec_mono, sq, sd, slr, pk = acc
     sl = lane(sd, 0)
     sr_ = lane(sd, 1)
@@ -217,7 +229,7 @@ def _segment_stereo(x, a, b, mono_out, fs, is_, kw, gains, kstate):
     differ = is_[I_DIFFER] != 1 and _channels_differ(x, a, b)
     _add_segment(fs, is_, sumsq, peak, sec_mono, lane(sq, 0), lane(sq, 1), slr, sl, sr_,
                  differ, nonfinite)
-    total = 0.0
+    total = 0.0  # summed from 0.0 as _k_energy sums its channel pairs: a -0.0 reads +0.0 alike
     total += gains[0] * ep + gains[1] * eq
     return total
 
@@ -273,26 +285,14 @@ def _k_pair(x, a, b, c, kw, kstate):
     eq = 0.0
     if b > a:
         k, k1, k2 = _k_lanes(kw)
-        s0 = v4(kstate[c, 0], kstate[c + 1, 0], kstate[c, 2], kstate[c + 1, 2])
-        s1 = v4(kstate[c, 1], kstate[c + 1, 1], kstate[c, 3], kstate[c + 1, 3])
-        v = v2(np.float64(x[a, c]), np.float64(x[a, c + 1]))
-        y, p0, p1 = _biquad(v, low(s0), low(s1), k1)
-        s0 = cat(p0, high(s0))
-        s1 = cat(p1, high(s1))
-        out = cat(y, y)
+        out, s0, s1 = _pair_begin(kstate, c, v2(np.float64(x[a, c]), np.float64(x[a, c + 1])),
+                                  k1)
         e = v4(0.0, 0.0, 0.0, 0.0)
         for i in range(np.uint64(a + 1), np.uint64(b)):
             v = v2(np.float64(x[i, c]), np.float64(x[i, c + 1]))
             out, s0, s1 = _biquad(cat(v, low(out)), s0, s1, k)
             e = e + out * out
-        z, q0, q1 = _biquad(low(out), high(s0), high(s1), k2)
-        e2 = high(e) + z * z
-        ep = lane(e2, 0)
-        eq = lane(e2, 1)
-        kstate[c, 0], kstate[c, 1] = lane(s0, 0), lane(s1, 0)
-        kstate[c + 1, 0], kstate[c + 1, 1] = lane(s0, 1), lane(s1, 1)
-        kstate[c, 2], kstate[c, 3] = lane(q0, 0), lane(q1, 0)
-        kstate[c + 1, 2], kstate[c + 1, 3] = lane(q0, 1), lane(q1, 1)
+        ep, eq = _pair_end(kstate, c, out, s0, s1, e, k2)
     return ep, eq
 
 

@@ -40,24 +40,22 @@ MAX_ABS_SAMPLE = 1.0e6
 
 
 class _FFTWorkspace:
-    """FFTW arrays and plans for one frame size, shared by the analyzers of a process.
+    """FFTW arrays and plans for one frame size and batch, shared by the analyzers of a process.
 
     Plans use FFTW_ESTIMATE: a measured plan may differ between runs, and a different
     algorithm rounds differently, which would break the bit-for-bit promise.
     """
 
     def __init__(self, n_fft: int, batch: int) -> None:
-        b = batch
         n_bins = n_fft // 2 + 1
         flags = ("FFTW_ESTIMATE", "FFTW_DESTROY_INPUT")
-        self.frames = pyfftw.empty_aligned((b, n_fft), dtype="float32")
-        self.spec = pyfftw.empty_aligned((b, n_bins), dtype="complex64")
+        self.frames = pyfftw.empty_aligned((batch, n_fft), dtype="float32")
+        self.spec = pyfftw.empty_aligned((batch, n_bins), dtype="complex64")
         self.stft = pyfftw.FFTW(self.frames, self.spec, axes=(1,), flags=flags, threads=1)
 
 
 _WORKSPACES: dict[tuple[int, int], _FFTWorkspace] = {}
-
-
+#: The stage context when not profiling (Analyzer._stage).
 _UNTIMED = nullcontext()
 
 
