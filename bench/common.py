@@ -241,6 +241,28 @@ def to_pcm16(block: np.ndarray) -> np.ndarray:
     return np.clip(np.rint(block * 32768.0), -32768, 32767).astype(np.int16)
 
 
+def write_music_flac(path: Path, seconds: float, *, seed: int = 3) -> dict[str, Any]:
+    """``seconds`` of the synthetic music (:func:`music_blocks`) as a 44.1 kHz stereo 16-bit FLAC
+    (the start-up probe of throughput.py and startup.py).
+
+    Returns
+    -------
+    dict
+        ``path``, ``seconds`` (the file's length), ``samplerate``, ``channels``, ``format`` and
+        ``bytes``.
+    """
+    import soundfile as sf
+
+    with sf.SoundFile(path, "w", samplerate=44100, channels=2, format="FLAC",
+                      subtype="PCM_16") as out:
+        for block in music_blocks(seconds=seconds, sample_rate=44100, channels=2, seed=seed):
+            out.write(to_pcm16(block))
+    info = sf.info(str(path))
+    return {"path": str(path), "seconds": info.frames / info.samplerate,
+            "samplerate": info.samplerate, "channels": info.channels, "format": "FLAC PCM_16",
+            "bytes": path.stat().st_size}
+
+
 def write_synthetic_corpus(
     *, directory: Path, count: int, seconds: float, sample_rate: int, block_frames: int,
 ) -> list[Path]:

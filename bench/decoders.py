@@ -625,10 +625,9 @@ def summarise(*, specs: list[FormatSpec], opens: dict[str, dict[str, dict[str, A
     return {"formats": formats, "recommendation": recommend, "format_decoders": table}
 
 
-def _fmt(x: dict[str, float | None]) -> str:
-    if x.get("median") is None:
-        return "-"
-    return f"{x['median']:.0f} [{x['min']:.0f}-{x['max']:.0f}]"
+def _median(x: dict[str, float | None], spec: str) -> str:
+    """A spread's median as text; "-" for a pair that broke before its first measure."""
+    return "-" if x.get("median") is None else format(x["median"], spec)
 
 
 def markdown(*, summary: dict[str, Any]) -> str:
@@ -645,11 +644,11 @@ def markdown(*, summary: dict[str, Any]) -> str:
                 continue
             bad = " FAILED" if r["status"] == "failed" else ""
             lines.append(f"| {name} | {f['spec']['what']} | {d}{bad} | "
-                         f"{_fmt(r['decode_only_xrt'])} | "
-                         f"{r['decode_only_xrt_cpu']['median']:.0f} | "
-                         f"{r['open_ms_per_file']['median']:.2f} | "
-                         f"{_fmt(r['end_to_end_xrt'])} | "
-                         f"{r['end_to_end_xrt_cpu']['median']:.0f} |")
+                         f"{common.fmt_spread(r['decode_only_xrt'], '.0f')} | "
+                         f"{_median(r['decode_only_xrt_cpu'], '.0f')} | "
+                         f"{_median(r['open_ms_per_file'], '.2f')} | "
+                         f"{common.fmt_spread(r['end_to_end_xrt'], '.0f')} | "
+                         f"{_median(r['end_to_end_xrt_cpu'], '.0f')} |")
     lines.append("")
     lines.append("| format | faster (decode-only) | ratio of medians: wall | ranges overlap | "
                  "CPU | end to end: wall | CPU | fingerprints: largest diff (IQR) | "
@@ -748,14 +747,18 @@ def main(argv: list[str] | None = None) -> int:
     summary = summarise(specs=specs, opens=opens, measured=measured, files=files,
                         block_frames=args.block_frames, iqr=load_iqr(),
                         names=tuple(kernels.FINGERPRINT_NAMES))
-    import soxr
+    try:  # optional: _resample falls back to scipy without it
+        import soxr
 
+        soxr_version = soxr.__version__
+    except ImportError:
+        soxr_version = None
     report = {
         **common.report_head(
             schema="fingerprint-engine/bench-decoders/1", kernels=kernels,
             av=av.__version__, ffmpeg=getattr(av, "ffmpeg_version_info", None),
             ffmpeg_libraries={k: ".".join(map(str, v)) for k, v in av.library_versions.items()},
-            soxr=soxr.__version__, pinned_cpu=cpu,
+            soxr=soxr_version, pinned_cpu=cpu,
             engine_decode_source_sha256=decode_digest),
         "settings": {
             "rounds": args.rounds, "block_frames": args.block_frames,

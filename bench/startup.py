@@ -121,20 +121,6 @@ class Case:
     runs: list[dict[str, Any]] = field(default_factory=list)
 
 
-def write_one_second(path: Path, seconds: float) -> dict[str, Any]:
-    """The music-like test file: 44.1 kHz stereo 16-bit FLAC (:func:`common.music_blocks`)."""
-    import soundfile as sf
-
-    with sf.SoundFile(path, "w", samplerate=44100, channels=2, format="FLAC",
-                      subtype="PCM_16") as out:
-        for block in common.music_blocks(seconds=seconds, sample_rate=44100, channels=2, seed=3):
-            out.write(common.to_pcm16(block))
-    info = sf.info(str(path))
-    return {"path": str(path), "seconds": info.frames / info.samplerate,
-            "samplerate": info.samplerate, "channels": info.channels, "format": "FLAC PCM_16",
-            "bytes": path.stat().st_size}
-
-
 def check_records(*, env: dict[str, str], cwd: Path, db: Path, audio: Path, cores: int,
                   expect: str) -> dict[str, Any]:
     """engine-run --jsonl once (untimed): the file's record must say ``expect`` (ok / cached)."""
@@ -390,7 +376,7 @@ def main(argv: list[str] | None = None) -> int:
         stack.callback(signal.signal, signal.SIGTERM, previous_term)
         bytecode = common.use_bytecode_cache(directory=workdir / "pycache")
         audio = workdir / "one-second.flac"
-        file_info = write_one_second(audio, args.file_seconds)
+        file_info = common.write_music_flac(audio, args.file_seconds)
         trees: dict[str, Path] = {"current": common.REPO}
         if current_commit:
             trees["current"] = stack.enter_context(common.RevisionWorktree(
@@ -509,7 +495,6 @@ def main(argv: list[str] | None = None) -> int:
             cpu_start=cpu_start, started=started, load_start=load_start, rounds=rounds_load,
             **({"importtime": importtime_load} if importtime_load else {})),
     }
-    report = common.jsonable(report)
     common.write_report(report=report, output=args.output, summary=human_summary(report))
     return 0
 

@@ -85,16 +85,6 @@ def startup_wall(probe: Path, cores: int, workdir: Path) -> float:
     return common.time_engine_run(corpus=probe, cores=cores, db=workdir / f"db-start-{cores}")
 
 
-def write_probe(path: Path, seconds: float = 1.0) -> float:
-    """The start-up probe: a music-like 44.1 kHz stereo 16-bit FLAC; returns its length in s."""
-    with sf.SoundFile(path, "w", samplerate=44100, channels=2, format="FLAC",
-                      subtype="PCM_16") as out:
-        for block in common.music_blocks(seconds=seconds, sample_rate=44100, channels=2, seed=3):
-            out.write(common.to_pcm16(block))
-    info = sf.info(str(path))
-    return float(info.frames / info.samplerate)
-
-
 def per_repeat(*, audio: float, tracks: int, cores: list[int], decode_s: list[float],
                walls: dict[int, list[float]], startups: dict[int, list[float]],
                ) -> dict[int, dict[str, dict[str, list[float]]]]:
@@ -244,7 +234,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         bytecode = common.use_bytecode_cache(directory=Path(tmp) / "pycache")
         probe = Path(tmp) / "probe-1s.flac"
-        probe_s = write_probe(probe)
+        probe_s = float(common.write_music_flac(probe, 1.0)["seconds"])
         engine_wall(args.corpus, 1, Path(tmp))
         for c in args.cores:
             startup_wall(probe, c, Path(tmp))
