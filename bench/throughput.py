@@ -34,7 +34,6 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import common  # noqa: I001
 
-import platform
 import tempfile
 import time
 from pathlib import Path
@@ -258,14 +257,11 @@ def main(argv: list[str] | None = None) -> int:
                     startups[c].append(startup_wall(probe, c, Path(tmp)))
                 else:
                     walls[c].append(engine_wall(args.corpus, c, Path(tmp)))
-            load = common.other_cpu(start=cpu0, end=common.cpu_snapshot(),
-                                    wall_s=time.perf_counter() - t_rep)
-            repeats_load.append(load)
-            print(f"repeat {r + 1}: decode {decode_s[-1]:.2f} s, " + ", ".join(
-                f"{c} cores {walls[c][-1]:.2f} s (start-up {startups[c][-1]:.2f})"
-                for c in args.cores)
-                + f"; other processes {load['other_cpu_share_of_wall']:.0%} of a core",
-                file=sys.stderr)
+            common.round_load(
+                repeats_load, label=f"repeat {r + 1}", cpu_start=cpu0, t_start=t_rep, log=True,
+                tail=f"; decode {decode_s[-1]:.2f} s, " + ", ".join(
+                    f"{c} cores {walls[c][-1]:.2f} s (start-up {startups[c][-1]:.2f})"
+                    for c in args.cores))
     dec = common.median(decode_s)
     dec_xrt = audio / dec
     figures = per_repeat(audio=audio, tracks=len(files), cores=args.cores, decode_s=decode_s,
@@ -287,14 +283,8 @@ def main(argv: list[str] | None = None) -> int:
     import kernels
 
     result = {
-        "schema": "fingerprint-engine/bench-throughput/2",
-        "date": time.strftime("%Y-%m-%d"),
-        "command": [Path(sys.executable).name, *sys.argv],
-        "machine": {"cpu": common.cpu_model(), "cores": os.cpu_count(),
-                    "python": platform.python_version(), "git_commit": common.git_commit(),
-                    "uncommitted_engine_edits": common.git_uncommitted(),
-                    **{k: v for k, v in common.machine_info(kernels=kernels).items()
-                       if k not in ("cores", "python", "git_commit")}},
+        **common.report_head(schema="fingerprint-engine/bench-throughput/2", kernels=kernels,
+                             uncommitted_engine_edits=common.git_uncommitted()),
         "corpus": {"path": str(args.corpus), "files": len(files), "audio_s": audio},
         "decode_only": {"wall_s": dec, "walls_s": decode_s, "x_realtime": dec_xrt,
                         "x_realtime_spread": common.spread([audio / d for d in decode_s])},
