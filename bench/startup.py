@@ -4,9 +4,9 @@
 What a shell pipeline calling ``engine-run`` per file, or a nightly run that finds two new
 tracks, waits for: launch to exit of the whole process, measured around a subprocess. Cases:
 
-- ``run_fresh``: ``engine-run --cores 1 -q --db FRESH file.flac``, a fresh store every time,
-  so the 1 s FLAC is fingerprinted (interpreter, imports, kernel cache load, store, fork, one
-  track, commit, exit);
+- ``run_fresh``: ``engine-run --cores 1 -q --db FRESH probe.flac``, a fresh store every time,
+  so the probe FLAC (1 s unless ``--file-seconds`` says otherwise) is fingerprinted
+  (interpreter, imports, kernel cache load, store, fork, one track, commit, exit);
 - ``run_fresh_no_scipy``: the same with scipy made unimportable in the child (a finder on
   ``sys.meta_path``), as in an install of the engine's own dependencies, which do not include
   scipy: where scipy is importable, numba imports ``scipy.linalg`` as it loads its registries;
@@ -93,7 +93,7 @@ FLOORS = {
 
 #: Per tree: case key -> label, in the report's order.
 TREE_CASES = {
-    "run_fresh": "engine-run --cores N, fresh store (fingerprints the 1 s file)",
+    "run_fresh": "engine-run --cores N, fresh store (fingerprints the probe file)",
     "run_fresh_no_scipy": "the same, scipy not importable (the engine's own dependencies)",
     "run_cached": "engine-run --cores N, store holds the file (cached)",
     "query_show": "engine-query show",
@@ -375,7 +375,7 @@ def main(argv: list[str] | None = None) -> int:
         workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="startup-bench-")))
         stack.callback(signal.signal, signal.SIGTERM, previous_term)
         bytecode = common.use_bytecode_cache(directory=workdir / "pycache")
-        audio = workdir / "one-second.flac"
+        audio = workdir / "probe.flac"
         file_info = common.write_music_flac(audio, args.file_seconds)
         trees: dict[str, Path] = {"current": common.REPO}
         if current_commit:

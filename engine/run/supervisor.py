@@ -38,7 +38,8 @@ One supervisor process and one execution backend (engine/run/backends/)::
 Start (_start): the backend starts with the FIRST job, not with the run: kernels.warmup()
 loads every Numba kernel from its cache (compiling the first time), then the workers fork, so
 they never load or compile after the fork. A run whose every file is already in the store
-(cached, moved, failed before) loads neither numba nor a worker.
+(cached, moved, failed before) loads neither numba nor a worker: until then the supervisor's
+calls go to a null backend (_Unstarted) with no worker, no queue and no event.
 
 Lost jobs (_check_lost, the same rule for every backend): when jobs are pending and no worker
 holds one for LOST_JOB_S, either nothing is queued (a worker died between taking a job and
@@ -147,6 +148,46 @@ class _Stop(Exception):
     """A signal arrived, or stdout's reader went away: stop feeding."""
 
 
+class _Unstarted:
+    """The backend the supervisor talks to before its first job (a null object): no worker,
+    no queue, no event. :meth:`Supervisor._start` puts the real backend in its place, so that
+    a run that finds every file in the store never starts, polls or stops one (NOTE [engine
+    protocol]: start)."""
+
+    def start(self, log: Callable[[str], None]) -> None:
+        raise RuntimeError("internal: the supervisor starts its real backend, not this one")
+
+    def submit(self, job: Job) -> bool:
+        return False
+
+    def poll(self, timeout: float) -> list[Event]:
+        return []
+
+    def reset(self) -> list[Event]:
+        return []
+
+    def interrupt(self) -> list[int]:
+        return []
+
+    def stop(self, *, abandon: bool) -> list[Event]:
+        return []
+
+    def close(self) -> None:
+        pass
+
+    def depth(self) -> int:
+        return 0
+
+    def active(self) -> int:
+        return 0
+
+    def processes(self) -> list[int]:
+        return []
+
+    def describe(self) -> str | None:
+        return None
+
+
 class Supervisor:
     """Runs one fingerprinting pass over the given inputs (NOTE [engine protocol]).
 
@@ -184,7 +225,10 @@ class Supervisor:
         self._scanned = 0
         self._idle_since: float | None = None
         self._last_check = 0.0
-        self._started = False  # the kernels are loaded and the backend started (_start)
+        #: The backend every call goes to: a null object until the first job needs the real
+        #: one (_start), then ``backend``, started or half-started; ``backend.close()`` is
+        #: called in any case.
+        self._live: Backend = _Unstarted()
 
     # -- the run -------------------------------------------------------------------------------
 
@@ -215,7 +259,7 @@ class Supervisor:
             # once everything is released (a full disk must not leave workers behind)
             store_error: st.StoreError | None = None
             try:
-                for ev in self.backend.stop(abandon=self._abandon) if self._started else []:
+                for ev in self._live.stop(abandon=self._abandon):
                     self._on_event(ev)
             except st.StoreError as e:  # a commit while collecting the last results
                 store_error = e
@@ -284,7 +328,7 @@ class Supervisor:
         [engine protocol]: start). The kernels load BEFORE any worker is forked, never after;
         a run that finds every file in the store loads neither numba nor a worker
         (bench/startup.py: ``run_cached`` against ``run_fresh``)."""
-        if self._started:
+        if self._live is self.backend:
             return
         # The warm-up imports numba and its registries and loads every cached kernel: objects
         # by the hundred thousand that all live on; the cyclic collector, run over them again
@@ -295,14 +339,14 @@ class Supervisor:
         finally:
             gc.enable()
         self._check_stop()
-        self._started = True  # a start that fails half-way is still stopped and closed
+        self._live = self.backend  # a start that fails half-way is still stopped and closed
         self.backend.start(self.report.log)
         self.report.budget(self.backend.describe())
 
     def _turn(self, timeout: float) -> None:
         """One turn of the loop: events within ``timeout``, lost jobs, commit, progress."""
         self._check_stop()
-        for ev in self.backend.poll(timeout) if self._started else []:
+        for ev in self._live.poll(timeout):
             self._on_event(ev)
         self._check_lost()
         self._maybe_commit()
@@ -310,10 +354,10 @@ class Supervisor:
 
     def _submit(self, job: Job) -> None:
         self._start()
-        while not self.backend.submit(job):  # each try waits a bounded time for room
+        while not self._live.submit(job):  # each try waits a bounded time for room
             self._turn(0.0)
         self.stats.enqueued += 1
-        depth = self.backend.depth()
+        depth = self._live.depth()
         self.stats.max_queue_depth = max(self.stats.max_queue_depth, depth)
         if self.config.verbose and self.stats.enqueued % 100 == 0:
             self.report.log(f"enqueued {self.stats.enqueued}, queue depth {depth}/"
@@ -321,7 +365,7 @@ class Supervisor:
         self._turn(0.0)  # results are taken as they come, not when the queue fills
 
     def _submit_retries(self) -> None:
-        while self._retry and self.backend.submit(self._retry[0]):
+        while self._retry and self._live.submit(self._retry[0]):
             self._retry.popleft()
 
     # -- catalog answers -------------------------------------------------------------------------
@@ -420,7 +464,7 @@ class Supervisor:
         now = time.monotonic()
         gap, self._last_check = now - self._last_check, now
         waiting = len(self._pending) - len(self._retry)
-        if waiting <= 0 or self.backend.active():
+        if waiting <= 0 or self._live.active():
             self._idle_since = None
             return
         if self._idle_since is None or gap > 1.0:  # readings far apart prove nothing
@@ -431,11 +475,11 @@ class Supervisor:
         self._idle_since = None
         queued = {j.track_id for j in self._retry}
         waiting_ids = [t for t in self._pending if t not in queued]
-        if self.backend.depth():
+        if self._live.depth():
             self.report.log(f"no worker has taken a queued job for {LOST_JOB_S:g} s (a worker "
                             f"killed while waiting for one holds the queue's lock): new queue "
                             f"and workers; {len(waiting_ids)} job(s) go again")
-            for ev in self.backend.reset():
+            for ev in self._live.reset():
                 self._on_event(ev)
             self._retry.extend(self._pending[t].job for t in waiting_ids if t in self._pending)
             return
@@ -465,9 +509,9 @@ class Supervisor:
 
     def _refresh(self) -> None:
         self.report.refresh(scanned=self._scanned,
-                            queue=self.backend.depth() if self._started else 0,
+                            queue=self._live.depth(),
                             queue_size=self.config.queue_size,
-                            pids=self.backend.processes if self._started else list)
+                            pids=self._live.processes)
 
     # -- stopping ------------------------------------------------------------------------------
 
@@ -496,7 +540,7 @@ class Supervisor:
     def _on_stop(self) -> None:
         """Stop feeding; in-flight tracks get the grace period (none when stdout's reader has
         gone); keep what completes (NOTE [engine protocol]: shutdown)."""
-        for track_id in self.backend.interrupt() if self._started else []:  # queued: not run
+        for track_id in self._live.interrupt():  # queued: not run
             self._pending.pop(track_id, None)
         for job in self._retry:
             self._pending.pop(job.track_id, None)
@@ -509,8 +553,8 @@ class Supervisor:
                         f"get {self.config.grace_s:g} s (Ctrl-C again to abandon them)")
         deadline = time.monotonic() + self.config.grace_s
         while (self._pending and not self._abandon and time.monotonic() < deadline
-               and self.backend.active()):
-            for ev in self.backend.poll(min(WAIT_TIMEOUT_S,
+               and self._live.active()):
+            for ev in self._live.poll(min(WAIT_TIMEOUT_S,
                                             max(0.0, deadline - time.monotonic()))):
                 self._on_event(ev)
         self._abandon = True  # whatever is still running is not waited for
