@@ -24,7 +24,9 @@ bit for bit.
 
 A slide costs four operations per window row and lane: 68 per harmonic median (17 rows) and 124
 per percussive one (31), against 140 and 304 (70 and 152 min/max comparators) for the pruned
-comparator networks that found the same medians before.
+comparator networks that found the same medians before. Eight lanes take each operation
+together, and walk the window's rows with the values they carry from row to row in registers
+(kernels/_lanes.py), so that every row is read and written once per slide.
 
 Cached ``@njit`` kernels (options from kernels/_config.py) on caller-allocated state
 (:func:`new_state` allocates it).
@@ -40,6 +42,7 @@ import numpy as np
 from numba import njit
 
 from ._config import CACHE, ERROR_MODEL, REASSOC
+from ._lanes import load8, splat8, store8, vmax8, vmin8, where_lt8
 from .errors import ParameterError
 
 # int64 state slots
@@ -54,9 +57,9 @@ S_H2 = 0
 S_P2 = 1
 N_S = 2
 
-#: Coarse frames per percussive batch: the lanes of the frequency median. A slide's rows are
-#: this long: much shorter ones pay a loop's overhead on every row, longer ones only enlarge
-#: the rings (``RING`` grows with it).
+#: Coarse frames per percussive batch: the lanes of the frequency median, a multiple of the
+#: eight lanes a slide takes at once. A slide's rows are this long: much shorter ones pay a
+#: loop's overhead on every row, longer ones only enlarge the rings (``RING`` grows with it).
 LANES = 32
 #: Rows of the two rings (coarse power, percussive medians): a power of two of at least
 #: ``LANES + HPSS_TIME_KERNEL // 2 + 1`` (41 for the 17-frame kernel). At most ``LANES - 1``
@@ -64,6 +67,9 @@ LANES = 32
 #: reaches ``HPSS_TIME_KERNEL // 2 + 1`` frames back (the one it drops): all of them and the
 #: frame being pushed must fit.
 RING = 64
+#: Bins per tile of the percussive batch's transpositions (frames to columns and back): 16
+#: float32 are one 64-byte cache line of a frame's row.
+TILE = 16
 
 
 def new_state(n_bins: int, *, time_kernel: int, freq_kernel: int) -> tuple[np.ndarray, ...]:
@@ -80,7 +86,7 @@ def new_state(n_bins: int, *, time_kernel: int, freq_kernel: int) -> tuple[np.nd
     Returns
     -------
     tuple of arrays
-        ``(group, ring, perc, win_t, prev_t, ext, win_f, prev_f, state, sums)``, in the order the
+        ``(group, ring, perc, win_t, ext, win_f, med, state, sums)``, in the order the
         kernels take them after their own leading arguments.
     """
     if time_kernel % 2 != 1 or freq_kernel % 2 != 1:
@@ -96,10 +102,9 @@ def new_state(n_bins: int, *, time_kernel: int, freq_kernel: int) -> tuple[np.nd
         np.zeros((RING, n_bins), dtype=f32),  # ring: coarse power
         np.zeros((RING, n_bins), dtype=f32),  # perc: Pm^2
         np.zeros((time_kernel, n_bins), dtype=f32),  # win_t
-        np.zeros(n_bins, dtype=f32),  # prev_t
         np.zeros((n_bins + freq_kernel - 1, LANES), dtype=f32),  # ext
         np.zeros((freq_kernel, LANES), dtype=f32),  # win_f
-        np.zeros(LANES, dtype=f32),  # prev_f
+        np.zeros((n_bins, LANES), dtype=f32),  # med: the percussive batch's medians
         np.zeros(N_H, dtype=np.int64),  # state
         np.zeros(N_S, dtype=np.float64),  # sums
     )
@@ -127,71 +132,87 @@ def fill_inf(win):
 
 
 @njit(cache=CACHE)
-def insert(win, new, prev):
+def insert(win, new):
     """Insert ``new[k]`` into each lane's ascending column ``win[:, k]``; the largest value
     (+inf in a window still being filled) falls off the top.
 
     Parameters
     ----------
-    win : float32[rows, lanes]
+    win : float32[rows, lanes], C-contiguous
         Sorted ascending down each column; updated.
-    new : float32[lanes]
-    prev : float32[lanes]
-        Scratch.
+    new : float32[lanes], contiguous
 
     Notes
     -----
     Row ``i`` becomes ``min(max(w[i-1], new), w[i])`` (``w[-1] = -inf``): the old row below it
-    if that is at least ``new``, ``new`` if it falls between, else the old row.
+    if that is at least ``new``, ``new`` if it falls between, else the old row. Eight lanes at
+    a time walk the rows with the row below in registers (kernels/_lanes.py); the lanes left
+    over walk them one by one.
     """
+    rows = win.shape[0]
     lanes = win.shape[1]
-    for k in range(lanes):
-        prev[k] = -np.inf
-    for i in range(win.shape[0]):
-        row = win[i]
-        for k in range(lanes):
-            cur = row[k]
-            row[k] = min(max(prev[k], new[k]), cur)
-            prev[k] = cur
+    bottom = np.float32(-np.inf)
+    in_eights = lanes - lanes % 8
+    for k in range(0, in_eights, 8):
+        n = load8(new, k)
+        below = splat8(bottom)
+        for i in range(rows):
+            cur = load8(win[i], k)
+            store8(win[i], k, vmin8(vmax8(below, n), cur))
+            below = cur
+    for k in range(in_eights, lanes):  # scalars: other names than the 8-lane values above
+        below1 = bottom
+        for i in range(rows):
+            cur1 = win[i, k]
+            win[i, k] = min(max(below1, new[k]), cur1)
+            below1 = cur1
 
 
 @njit(cache=CACHE)
-def slide(win, old, new, prev):
+def slide(win, old, new):
     """Remove ``old[k]`` (present in the lane) from and insert ``new[k]`` into each lane's
     ascending column ``win[:, k]``: the window moves on by one value.
 
     Parameters
     ----------
-    win : float32[rows, lanes]
+    win : float32[rows, lanes], C-contiguous
         Sorted ascending down each column; updated.
-    old, new : float32[lanes]
+    old, new : float32[lanes], contiguous
         The value that leaves each lane's window and the one that enters it.
-    prev : float32[lanes]
-        Scratch.
 
     Notes
     -----
     With ``t[i] = w[i]`` where ``w[i] < old``, else ``w[i+1]`` (``w[rows] = +inf``: the column
     without the first copy of ``old``), row ``i`` becomes ``min(max(t[i-1], new), t[i])``
     (``t[-1] = -inf``), as in :func:`insert`. Comparisons and selections only: every value is
-    one of the window's, unchanged.
+    one of the window's, unchanged. Eight lanes at a time walk the rows with ``t[i-1]`` and
+    ``w[i+1]`` in registers, so each row is read and written once; the lanes left over walk
+    them one by one.
     """
     rows = win.shape[0]
     lanes = win.shape[1]
-    inf = np.float32(np.inf)
-    for k in range(lanes):
-        prev[k] = -inf
-    for i in range(rows - 1):
-        row = win[i]
-        up = win[i + 1]
-        for k in range(lanes):
-            cur = row[k]
-            t = cur if cur < old[k] else up[k]
-            row[k] = min(max(prev[k], new[k]), t)
-            prev[k] = t
-    row = win[rows - 1]
-    for k in range(lanes):  # t[rows - 1] = +inf
-        row[k] = max(prev[k], new[k])
+    bottom = np.float32(-np.inf)
+    in_eights = lanes - lanes % 8
+    for k in range(0, in_eights, 8):
+        o = load8(old, k)
+        n = load8(new, k)
+        below = splat8(bottom)
+        cur = load8(win[0], k)
+        for i in range(rows - 1):
+            up = load8(win[i + 1], k)
+            t = where_lt8(cur, o, cur, up)
+            store8(win[i], k, vmin8(vmax8(below, n), t))
+            below = t
+            cur = up
+        store8(win[rows - 1], k, vmax8(below, n))
+    for k in range(in_eights, lanes):  # scalars: other names than the 8-lane values above
+        below1 = bottom
+        for i in range(rows - 1):
+            cur1 = win[i, k]
+            t1 = cur1 if cur1 < old[k] else win[i + 1, k]
+            win[i, k] = min(max(below1, new[k]), t1)
+            below1 = t1
+        win[rows - 1, k] = max(below1, new[k])  # t[rows - 1] = +inf
 
 
 @njit(cache=CACHE, fastmath=REASSOC, error_model=ERROR_MODEL)
@@ -231,38 +252,49 @@ def _source(i, total):
 
 
 @njit(cache=CACHE)
-def _percussive(ring, perc, first, count, ext, win, prev):
+def _percussive(ring, perc, first, count, ext, win, med):
     """Percussive medians (along frequency, mirrored at both ends) of coarse frames
-    ``first .. first + count - 1`` (``count <= LANES``) into their rows of ``perc``."""
+    ``first .. first + count - 1`` (``count <= LANES``) into their rows of ``perc``.
+
+    The frames go into the columns of ``ext`` and their medians come back out of ``med``'s
+    in tiles of ``TILE`` bins, so that the rows each tile touches stay in the L1 cache (one
+    frame at a time down all its bins, the transposition spent most of this function's time
+    on cache misses)."""
     n_ring = ring.shape[0]
     n_bins = ring.shape[1]
     width = win.shape[0]
     fh = width // 2
     lanes = ext.shape[1]
-    for lane in range(lanes):
-        if lane >= count:  # unused lanes: any finite values will do
-            for e in range(ext.shape[0]):
-                ext[e, lane] = 0.0
-            continue
-        src = ring[(first + lane) % n_ring]
-        for k in range(n_bins):
-            ext[fh + k, lane] = src[k]
-        for k in range(fh):
-            ext[k, lane] = src[mirror(k - fh, n_bins)]
-            ext[fh + n_bins + k, lane] = src[mirror(n_bins + k, n_bins)]
+    for k0 in range(0, n_bins, TILE):
+        k1 = min(k0 + TILE, n_bins)
+        for lane in range(lanes):
+            if lane < count:
+                src = ring[(first + lane) % n_ring]
+                for k in range(k0, k1):
+                    ext[fh + k, lane] = src[k]
+            else:  # unused lanes: any finite values will do
+                for k in range(k0, k1):
+                    ext[fh + k, lane] = 0.0
+    for k in range(fh):  # the mirrored ends, from the rows just written
+        ext[k] = ext[fh + mirror(k - fh, n_bins)]
+        ext[fh + n_bins + k] = ext[fh + mirror(n_bins + k, n_bins)]
     fill_inf(win)
     for e in range(width):
-        insert(win, ext[e], prev)
-    mid = win[fh]
+        insert(win, ext[e])
     for k in range(n_bins):
-        for lane in range(count):
-            perc[(first + lane) % n_ring, k] = mid[lane]
+        med[k] = win[fh]
         if k + 1 < n_bins:
-            slide(win, ext[k], ext[k + width], prev)
+            slide(win, ext[k], ext[k + width])
+    for k0 in range(0, n_bins, TILE):
+        k1 = min(k0 + TILE, n_bins)
+        for lane in range(count):
+            dst = perc[(first + lane) % n_ring]
+            for k in range(k0, k1):
+                dst[k] = med[k, lane]
 
 
 @njit(cache=CACHE, error_model=ERROR_MODEL)
-def _emit(t, total, ring, perc, win, prev, sums):
+def _emit(t, total, ring, perc, win, sums):
     """Finish coarse frame ``t``: its harmonic median (the time window slid on from frame
     ``t - 1``'s, or filled for ``t = 0``), the soft masks with its percussive median, and the
     masked magnitudes' energies into ``sums``. ``total``: as in :func:`_source`."""
@@ -272,10 +304,10 @@ def _emit(t, total, ring, perc, win, prev, sums):
     if t == 0:
         fill_inf(win)
         for j in range(depth):
-            insert(win, ring[_source(j - half, total) % n_ring], prev)
+            insert(win, ring[_source(j - half, total) % n_ring])
     else:
         slide(win, ring[_source(t - 1 - half, total) % n_ring],
-              ring[_source(t + half, total) % n_ring], prev)
+              ring[_source(t + half, total) % n_ring])
     h2s, p2s = _masked_energies(ring[t % n_ring], win[half], perc[t % n_ring])
     sums[S_H2] += h2s
     sums[S_P2] += p2s
@@ -295,7 +327,7 @@ def _push_coarse(group, ring, state, count):
 
 
 @njit(cache=CACHE, error_model=ERROR_MODEL)
-def hpss_push(power, n_frames, avg, group, ring, perc, win_t, prev_t, ext, win_f, prev_f, state,
+def hpss_push(power, n_frames, avg, group, ring, perc, win_t, ext, win_f, med, state,
               sums):
     """Feed power frames; finish every coarse frame whose medians can be known.
 
@@ -313,11 +345,11 @@ def hpss_push(power, n_frames, avg, group, ring, perc, win_t, prev_t, ext, win_f
         ``design.HPSS_FMAX_HZ``.
     perc : float32[RING, n_bins]
         Percussive medians ``Pm^2``, frame ``i`` in row ``i % RING``.
-    win_t, prev_t : float32[time_kernel, n_bins], float32[n_bins]
-        The sorted harmonic window of the last finished frame; scratch.
-    ext, win_f, prev_f : float32[n_bins + freq_kernel - 1, LANES], float32[freq_kernel, LANES],
-        float32[LANES]
-        The percussive batch: transposed mirrored frames, its sorted window, scratch.
+    win_t : float32[time_kernel, n_bins]
+        The sorted harmonic window of the last finished frame.
+    ext, win_f, med : float32[n_bins + freq_kernel - 1, LANES], float32[freq_kernel, LANES],
+        float32[n_bins, LANES]
+        The percussive batch: transposed mirrored frames, its sorted window, its medians.
     state : int64[N_H]
     sums : float64[N_S]
         Energies ``sum H^2``, ``sum P^2`` of the masked magnitudes (in coarse-power units).
@@ -333,15 +365,15 @@ def hpss_push(power, n_frames, avg, group, ring, perc, win_t, prev_t, ext, win_f
             continue
         _push_coarse(group, ring, state, avg)
         if state[H_PUSHED] - state[H_PERC] == lanes:
-            _percussive(ring, perc, state[H_PERC], lanes, ext, win_f, prev_f)
+            _percussive(ring, perc, state[H_PERC], lanes, ext, win_f, med)
             state[H_PERC] += lanes
         while state[H_EMITTED] < state[H_PERC] and state[H_EMITTED] + half < state[H_PUSHED]:
-            _emit(state[H_EMITTED], -1, ring, perc, win_t, prev_t, sums)
+            _emit(state[H_EMITTED], -1, ring, perc, win_t, sums)
             state[H_EMITTED] += 1
 
 
 @njit(cache=CACHE, error_model=ERROR_MODEL)
-def hpss_finish(avg, group, ring, perc, win_t, prev_t, ext, win_f, prev_f, state, sums):
+def hpss_finish(avg, group, ring, perc, win_t, ext, win_f, med, state, sums):
     """End of track: push the partial coarse frame (mean of what it has) and finish the rest."""
     lanes = ext.shape[1]
     if state[H_GROUP_N] > 0:
@@ -349,8 +381,8 @@ def hpss_finish(avg, group, ring, perc, win_t, prev_t, ext, win_f, prev_f, state
     total = state[H_PUSHED]
     while state[H_PERC] < total:
         count = min(lanes, total - state[H_PERC])
-        _percussive(ring, perc, state[H_PERC], count, ext, win_f, prev_f)
+        _percussive(ring, perc, state[H_PERC], count, ext, win_f, med)
         state[H_PERC] += count
     for t in range(state[H_EMITTED], total):
-        _emit(t, total, ring, perc, win_t, prev_t, sums)
+        _emit(t, total, ring, perc, win_t, sums)
     state[H_EMITTED] = total

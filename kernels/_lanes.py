@@ -1,4 +1,4 @@
-"""float64 SIMD lanes for numba kernels: an LLVM ``<n x double>`` as a numba value.
+"""SIMD lanes for numba kernels: an LLVM ``<n x double>`` or ``<8 x float>`` as a numba value.
 
 ``F64X2`` and ``F64X4`` values add, subtract and multiply lane by lane with plain IEEE
 operations (no fast-math flag, so never contracted into a fused multiply-add): each lane rounds
@@ -7,6 +7,12 @@ expose the few LLVM operations the sample kernels need (a multiply-add contracte
 LLVM's own rule, a per-lane running maximum of magnitudes, a cache prefetch). Used by
 kernels/_samples.py, whose K-weighting runs both biquads of both channels as one 4-lane
 operation.
+
+``F32X8`` values are eight float32 lanes of one array row, loaded and stored in place
+(:func:`load8`, :func:`store8`), with the selections of a sorted window: numba's own scalar
+``min`` and ``max`` (the same comparison, the same operand order, so the same value in every
+case, NaN and signed zeros included) and a select on ``<``. Used by kernels/_hpss.py, whose
+running medians keep eight lanes of a window column in registers while they walk its rows.
 """
 
 from __future__ import annotations
@@ -201,3 +207,108 @@ def vmax_abs(typingctx, m, v):
         return builder.select(builder.fcmp_ordered(">", av, args[0]), av, args[0])
 
     return F64X2(F64X2, F64X2), codegen
+
+
+class _F32Vec(types.Type):
+    """A value held as an LLVM ``<n x float>``, operated on by the intrinsics below only."""
+
+    def __init__(self, n):
+        self.n = n
+        super().__init__(name=f"f32x{n}")
+
+
+F32X8 = _F32Vec(8)
+_V8 = ir.VectorType(ir.FloatType(), 8)
+
+
+@register_model(_F32Vec)
+class _F32VecModel(models.PrimitiveModel):
+    def __init__(self, dmm, fe_type):
+        super().__init__(dmm, fe_type, ir.VectorType(ir.FloatType(), fe_type.n))
+
+
+def _lanes_pointer(context, builder, aryty, ary, k):
+    """``&ary[k]`` as a pointer to eight floats (no bounds check: the caller's loop keeps
+    ``k + 8 <= ary.shape[0]``)."""
+    arr = context.make_array(aryty)(context, builder, ary)
+    ptr = cgutils.get_item_pointer(context, builder, aryty, arr, [k], wraparound=False)
+    return builder.bitcast(ptr, _V8.as_pointer())
+
+
+def _is_f32_row(a):
+    return (isinstance(a, types.Array) and a.ndim == 1 and a.dtype == types.float32
+            and a.layout == "C")
+
+
+@intrinsic
+def load8(typingctx, row, k):
+    """``row[k : k + 8]`` of a contiguous float32 vector (a matrix row), as eight lanes."""
+
+    def codegen(context, builder, sig, args):
+        return builder.load(_lanes_pointer(context, builder, sig.args[0], args[0], args[1]),
+                            align=4)
+
+    if _is_f32_row(row) and isinstance(k, types.Integer):
+        return F32X8(row, k), codegen
+
+
+@intrinsic
+def store8(typingctx, row, k, v):
+    """``row[k : k + 8] = v`` for a contiguous float32 vector."""
+
+    def codegen(context, builder, sig, args):
+        builder.store(args[2], _lanes_pointer(context, builder, sig.args[0], args[0], args[1]),
+                      align=4)
+        return context.get_dummy_value()
+
+    if _is_f32_row(row) and isinstance(k, types.Integer) and v == F32X8:
+        return types.void(row, k, v), codegen
+
+
+@intrinsic
+def splat8(typingctx, x):
+    """Eight lanes of ``x``."""
+
+    def codegen(context, builder, sig, args):
+        one = builder.insert_element(ir.Constant(_V8, ir.Undefined), args[0],
+                                     ir.Constant(_I32, 0))
+        return _shuffle(builder, one, one, [0] * 8)
+
+    if x == types.float32:
+        return F32X8(x), codegen
+
+
+@intrinsic
+def vmax8(typingctx, a, b):
+    """Per lane ``max(a, b)`` as numba computes it for floats: ``b if b > a else a``."""
+
+    def codegen(context, builder, sig, args):
+        a, b = args
+        return builder.select(builder.fcmp_ordered(">", b, a), b, a)
+
+    if a == b == F32X8:
+        return F32X8(a, b), codegen
+
+
+@intrinsic
+def vmin8(typingctx, a, b):
+    """Per lane ``min(a, b)`` as numba computes it for floats: ``b if b < a else a``."""
+
+    def codegen(context, builder, sig, args):
+        a, b = args
+        return builder.select(builder.fcmp_ordered("<", b, a), b, a)
+
+    if a == b == F32X8:
+        return F32X8(a, b), codegen
+
+
+@intrinsic
+def where_lt8(typingctx, x, y, a, b):
+    """Per lane ``a if x < y else b``."""
+
+    def codegen(context, builder, sig, args):
+        x, y, a, b = args
+        return builder.select(builder.fcmp_ordered("<", x, y), a, b)
+
+    if x == y == a == b == F32X8:
+        return F32X8(x, y, a, b), codegen

@@ -11,8 +11,9 @@ import pyloudnorm
 import pytest
 import scipy.ndimage
 import scipy.signal
+from numba import njit
 
-from kernels import _hpss, _samples
+from kernels import _hpss, _lanes, _samples
 from kernels import design as D
 
 
@@ -22,38 +23,66 @@ def _random_with_ties(rng, shape):
     return np.where(rng.random(shape) < 0.5, levels, rng.random(shape).astype(np.float32))
 
 
+@pytest.mark.parametrize("lanes", [3, 8, 45])  # lanes in eights, lanes left over, both
 @pytest.mark.parametrize("rows", [1, 2, 17, 31])
-def test_insert_builds_each_lane_sorted(rng, rows):
-    values = _random_with_ties(rng, (rows, 45))
-    win = np.empty((rows, 45), dtype=np.float32)
-    prev = np.empty(45, dtype=np.float32)
+def test_insert_builds_each_lane_sorted(rng, rows, lanes):
+    values = _random_with_ties(rng, (rows, lanes))
+    win = np.empty((rows, lanes), dtype=np.float32)
     _hpss.fill_inf(win)
     for i in range(rows):
-        _hpss.insert(win, values[i], prev)
+        _hpss.insert(win, values[i])
         # after i + 1 values: those sorted, then the +inf still to be filled
         np.testing.assert_array_equal(win[: i + 1], np.sort(values[: i + 1], axis=0))
         assert np.all(np.isposinf(win[i + 1 :]))
 
 
+@pytest.mark.parametrize("lanes", [5, 40, 43])  # lanes in eights, lanes left over, both
 @pytest.mark.parametrize("width", [1, 3, 17, 31])
-def test_slide_keeps_the_window_sorted_and_its_middle_is_the_running_median(rng, width):
+def test_slide_keeps_the_window_sorted_and_its_middle_is_the_running_median(rng, width, lanes):
     """Slid along a sequence, the window is at every step exactly the sorted values under it,
     ties included, and its middle row is scipy's median filter bit for bit."""
-    lanes, n = 40, 120
+    n = 120
     seq = _random_with_ties(rng, (n, lanes))
     win = np.empty((width, lanes), dtype=np.float32)
-    prev = np.empty(lanes, dtype=np.float32)
     _hpss.fill_inf(win)
     for i in range(width):
-        _hpss.insert(win, seq[i], prev)
+        _hpss.insert(win, seq[i])
     half = width // 2
     medians = [win[half].copy()]
     for s in range(1, n - width + 1):
-        _hpss.slide(win, seq[s - 1], seq[s - 1 + width], prev)
+        _hpss.slide(win, seq[s - 1], seq[s - 1 + width])
         np.testing.assert_array_equal(win, np.sort(seq[s : s + width], axis=0))
         medians.append(win[half].copy())
     want = scipy.ndimage.median_filter(seq, size=(width, 1))[half : n - half]
     np.testing.assert_array_equal(np.array(medians), want)
+
+
+@njit(cache=False)
+def _lanes_vs_scalars(a, b, out8, out1):
+    """Rows of ``out8``: vmax8, vmin8, where_lt8 on eight lanes at a time; of ``out1``: numba's
+    scalar max, min and ternary on the same pairs."""
+    for k in range(0, a.shape[0], 8):
+        x, y = _lanes.load8(a, k), _lanes.load8(b, k)
+        _lanes.store8(out8[0], k, _lanes.vmax8(x, y))
+        _lanes.store8(out8[1], k, _lanes.vmin8(x, y))
+        _lanes.store8(out8[2], k, _lanes.where_lt8(x, y, x, y))
+    for k in range(a.shape[0]):
+        out1[0, k] = max(a[k], b[k])
+        out1[1, k] = min(a[k], b[k])
+        out1[2, k] = a[k] if a[k] < b[k] else b[k]
+
+
+def test_float32_lanes_select_exactly_as_numba_scalars():
+    """Every ordered pair of special and ordinary values, NaN and both zeros included: the
+    8-lane selections return the very bits numba's scalar min, max and ternary return."""
+    special = np.array([np.nan, -np.inf, -1.5, -0.0, 0.0, 1e-45, 0.25, 0.25, 3.0, np.inf],
+                       dtype=np.float32)
+    a, b = (g.ravel().copy() for g in np.meshgrid(special, special))
+    n = -(-a.size // 8) * 8
+    a, b = np.resize(a, n), np.resize(b, n)
+    out8, out1 = np.empty((3, n), np.float32), np.empty((3, n), np.float32)
+    _lanes_vs_scalars(a, b, out8, out1)
+    np.testing.assert_array_equal(out8.view(np.uint32), out1.view(np.uint32))
 
 
 def test_hpss_state_refuses_even_medians_and_a_ring_too_short():
