@@ -42,9 +42,14 @@ def frame_batch(mono, first_offset, hop, n_frames, window, out, rms):
     for j in range(out.shape[0]):
         if j < n_frames:
             off = first_offset + j * hop
+            # a slice, then indices from 0: read as mono[off + i], numba's wraparound of a
+            # possibly negative index made every load a gather, and LLVM's overlap check
+            # before that loop sent some placements of ``out`` to a scalar loop whose RMS
+            # rounds differently (tests/test_kernel_parts.py)
+            frame = mono[off : off + n_fft]
             acc = 0.0
             for i in range(n_fft):
-                v = mono[off + i]
+                v = frame[i]
                 acc += np.float64(v) * v
                 out[j, i] = v * window[i]
             rms[j] = math.sqrt(acc / n_fft)

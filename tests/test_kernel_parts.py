@@ -13,7 +13,7 @@ import scipy.ndimage
 import scipy.signal
 from numba import njit
 
-from kernels import _hpss, _lanes, _samples
+from kernels import _hpss, _lanes, _samples, _spectral
 from kernels import design as D
 
 
@@ -142,6 +142,36 @@ def test_hist_percentile_matches_numpy_on_binned_values(rng, q):
     centres = lo + (bins + 0.5) * step
     got = _samples.hist_percentile(counts, lo, step, q)
     assert got == pytest.approx(np.percentile(centres, q), abs=1e-9)
+
+
+def test_frame_batch_is_the_same_wherever_its_buffers_lie(rng):
+    """The frames and their RMS (a reassociated, vectorised sum) come out the same bits
+    wherever the output rows lie against the mono buffer, and the RMS is the plain one within
+    rounding. (Read as ``mono[off + i]``, numba's wraparound of a possibly negative index made
+    the loads gathers, and the overlap check LLVM put before that loop sent output rows lying
+    a few thousand samples after the mono buffer to the scalar loop, whose sum rounds
+    differently.)"""
+    n_fft, hop, batch = 2048, 512, 32
+    m = n_fft + 40 * hop
+    samples = (0.3 * rng.standard_normal(m)).astype(np.float32)
+    window = D.periodic_hann(n_fft).astype(np.float32)
+    arena = np.zeros(m + 20_000 + batch * n_fft, dtype=np.float32)
+    mono = arena[:m]
+    mono[:] = samples
+    results = []
+    for gap in (0, 100, 397, 1000, 5000, 17_000, None):  # None: a buffer of its own
+        out = (np.zeros((batch, n_fft), dtype=np.float32) if gap is None
+               else arena[m + gap : m + gap + batch * n_fft].reshape(batch, n_fft))
+        rms = np.zeros(batch)
+        _spectral.frame_batch(mono, 100, hop, batch, window, out, rms)
+        results.append((out.copy(), rms))
+    for out, rms in results[1:]:
+        np.testing.assert_array_equal(out, results[0][0])
+        np.testing.assert_array_equal(rms.view(np.int64), results[0][1].view(np.int64))
+    frames = np.stack([samples[100 + j * hop : 100 + j * hop + n_fft] for j in range(batch)])
+    np.testing.assert_array_equal(results[0][0], frames * window)
+    np.testing.assert_allclose(results[0][1], np.sqrt(np.mean(frames.astype(np.float64) ** 2,
+                                                              axis=1)), rtol=1e-13)
 
 
 @pytest.mark.parametrize(
