@@ -36,8 +36,9 @@ One supervisor process and one execution backend (engine/run/backends/)::
             has already forked a new worker into the same slot and buffer.
 
 Start (_start): the backend starts with the FIRST job, not with the run: kernels.warmup()
-loads every Numba kernel from its cache (compiling the first time), then the workers fork, so
-they never load or compile after the fork. A run whose every file is already in the store
+loads every Numba kernel from its cache (compiling the first time; numba as if scipy were not
+installed, _scipy_hidden_from_numba), then the workers fork, so they never load or compile after
+the fork. A run whose every file is already in the store
 (cached, moved, failed before) loads neither numba nor a worker: until then the supervisor's
 calls go to a null backend (_Unstarted) with no worker, no queue and no event.
 
@@ -80,10 +81,12 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import importlib.abc
 import signal
+import sys
 import time
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, TextIO
 
@@ -146,6 +149,39 @@ class _Pending:
 
 class _Stop(Exception):
     """A signal arrived, or stdout's reader went away: stop feeding."""
+
+
+class _HideScipy(importlib.abc.MetaPathFinder):
+    """An import finder under which scipy and its submodules are not installed."""
+
+    def find_spec(self, fullname: str, path: Sequence[str] | None = None,
+                  target: Any = None) -> None:
+        if fullname == "scipy" or fullname.startswith("scipy."):
+            raise ModuleNotFoundError(f"No module named {fullname!r} (engine-run loads numba "
+                                      "without scipy)", name=fullname)
+        return None
+
+
+@contextlib.contextmanager
+def _scipy_hidden_from_numba() -> Iterator[None]:
+    """Load numba as if scipy were not installed, when neither is loaded yet.
+
+    Where scipy is installed, ``import numba`` imports it to check its version, and numba's
+    array registry imports ``scipy.linalg`` to learn whether ``np.dot`` can compile: about
+    0.1 s of every engine-run's start-up (bench/startup.py, ``run_fresh`` against
+    ``run_fresh_no_scipy``), for a library this command never uses. No kernel calls numba's
+    linear algebra, and the kernels compile and run the same without it
+    (tests/test_engine.py). scipy is importable again as soon as the kernels are loaded.
+    """
+    if "numba" in sys.modules or "scipy" in sys.modules:
+        yield
+        return
+    finder = _HideScipy()
+    sys.meta_path.insert(0, finder)
+    try:
+        yield
+    finally:
+        sys.meta_path.remove(finder)
 
 
 class _Unstarted:
@@ -335,7 +371,8 @@ class Supervisor:
         # and again meanwhile, frees nothing but costs part of every run's start-up.
         gc.disable()
         try:
-            kernels.warmup()  # compile (or load) every kernel BEFORE forking: never after
+            with _scipy_hidden_from_numba():
+                kernels.warmup()  # compile (or load) every kernel BEFORE forking: never after
         finally:
             gc.enable()
         self._check_stop()
