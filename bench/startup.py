@@ -9,7 +9,8 @@ tracks, waits for: launch to exit of the whole process, measured around a subpro
   (interpreter, imports, kernel cache load, store, fork, one track, commit, exit);
 - ``run_fresh_no_scipy``: the same with scipy made unimportable in the child (a finder on
   ``sys.meta_path``), as in an install of the engine's own dependencies, which do not include
-  scipy: where scipy is importable, numba imports ``scipy.linalg`` as it loads its registries;
+  scipy: where scipy is importable, numba imports ``scipy.linalg`` as it loads its registries
+  (engine-run hides scipy from numba itself since f09d09d: the two cases should agree);
 - ``run_cached``: the same into a store that already holds the file (nothing to compute);
 - ``query_show``: ``engine-query --db DB show file.flac``;
 - ``kernels_warmup``: ``python -c "import kernels; kernels.warmup()"``, the analysis' own load;
@@ -68,7 +69,8 @@ WARMUP_CODE = "import kernels; kernels.warmup()"
 #: Prefix that makes scipy unimportable in the child: an install of the engine's own
 #: dependencies (pyproject's ``dependencies``), which do not include scipy. Where scipy is
 #: importable (this venv has the test extras), numba imports ``scipy.linalg`` while it loads its
-#: registries (``numba.np.arraymath`` checks for BLAS at import), whatever the engine uses.
+#: registries (``numba.np.arraymath`` checks for BLAS at import), whatever the command uses
+#: (engine-run hides it from numba itself since f09d09d; ``kernels.warmup()`` alone does not).
 HIDE_SCIPY = (
     "import sys\n"
     "class _HideScipy:\n"
