@@ -36,9 +36,9 @@ One supervisor process and one execution backend (engine/run/backends/)::
             has already forked a new worker into the same slot and buffer.
 
 Start (_start): the backend starts with the FIRST job, not with the run: kernels.warmup()
-loads every Numba kernel from its cache (compiling the first time; numba as if scipy were not
-installed, _scipy_hidden_from_numba), then the workers fork, so they never load or compile after
-the fork. A run whose every file is already in the store
+loads every Numba kernel from its cache (compiling the first time; numba as if scipy and cffi
+were not installed, _numba_without_extras), then the workers fork, so they never load or compile
+after the fork. A run whose every file is already in the store
 (cached, moved, failed before) loads neither numba nor a worker: until then the supervisor's
 calls go to a null backend (_Unstarted) with no worker, no queue and no event.
 
@@ -151,32 +151,44 @@ class _Stop(Exception):
     """A signal arrived, or stdout's reader went away: stop feeding."""
 
 
-class _HideScipy(importlib.abc.MetaPathFinder):
-    """An import finder under which scipy and its submodules are not installed."""
+#: Packages numba imports as it loads, for features no kernel uses: scipy (a version check,
+#: and the BLAS probe that lets ``np.dot`` compile) and cffi (calls into cffi-wrapped C
+#: functions; cffi imports its C parser, pycparser). soundfile needs only cffi's compiled
+#: backend, ``_cffi_backend``, which is another module and stays importable.
+NUMBA_EXTRAS_UNUSED = ("scipy", "cffi")
+
+
+class _Hide(importlib.abc.MetaPathFinder):
+    """An import finder under which the packages ``names`` (and their submodules) are not
+    installed."""
+
+    def __init__(self, names: Sequence[str]) -> None:
+        self.names = tuple(names)
 
     def find_spec(self, fullname: str, path: Sequence[str] | None = None,
                   target: Any = None) -> None:
-        if fullname == "scipy" or fullname.startswith("scipy."):
+        if fullname.partition(".")[0] in self.names:
             raise ModuleNotFoundError(f"No module named {fullname!r} (engine-run loads numba "
-                                      "without scipy)", name=fullname)
+                                      "without it)", name=fullname)
         return None
 
 
 @contextlib.contextmanager
-def _scipy_hidden_from_numba() -> Iterator[None]:
-    """Load numba as if scipy were not installed, when neither is loaded yet.
+def _numba_without_extras() -> Iterator[None]:
+    """Load numba as if :data:`NUMBA_EXTRAS_UNUSED` were not installed, when numba is not
+    loaded yet (those of them already loaded stay as they are).
 
-    Where scipy is installed, ``import numba`` imports it to check its version, and numba's
-    array registry imports ``scipy.linalg`` to learn whether ``np.dot`` can compile: about
-    0.1 s of every engine-run's start-up (bench/startup.py, ``run_fresh`` against
-    ``run_fresh_no_scipy``), for a library this command never uses. No kernel calls numba's
-    linear algebra, and the kernels compile and run the same without it
-    (tests/test_engine.py). scipy is importable again as soon as the kernels are loaded.
+    Where they are installed, numba imports scipy and ``scipy.linalg``, cffi and pycparser
+    while it loads: about 0.12 s of every engine-run's start-up (bench/startup.py), for
+    libraries this command never uses. No kernel calls numba's linear algebra or a cffi
+    function, and the kernels compile and run the same without them (tests/test_engine.py).
+    They are importable again as soon as the kernels are loaded.
     """
-    if "numba" in sys.modules or "scipy" in sys.modules:
+    names = [n for n in NUMBA_EXTRAS_UNUSED if n not in sys.modules]
+    if "numba" in sys.modules or not names:
         yield
         return
-    finder = _HideScipy()
+    finder = _Hide(names)
     sys.meta_path.insert(0, finder)
     try:
         yield
@@ -371,7 +383,7 @@ class Supervisor:
         # and again meanwhile, frees nothing but costs part of every run's start-up.
         gc.disable()
         try:
-            with _scipy_hidden_from_numba():
+            with _numba_without_extras():
                 kernels.warmup()  # compile (or load) every kernel BEFORE forking: never after
         finally:
             gc.enable()
