@@ -22,11 +22,10 @@ bit for bit.
   ``HPSS_FREQ_KERNEL`` bins up the spectrum. Its results wait in a second ring until their
   frames' harmonic medians are ready.
 
-A slide costs four operations per window row and lane: 68 per harmonic median (17 rows) and 124
-per percussive one (31), against 140 and 304 (70 and 152 min/max comparators) for the pruned
-comparator networks that found the same medians before. Eight lanes take each operation
-together, and walk the window's rows with the values they carry from row to row in registers
-(kernels/_lanes.py), so that every row is read and written once per slide.
+A slide costs four operations per window row and lane (a comparison and a select, a max, a
+min). Eight lanes take each operation together, and walk the window's rows with the values they
+carry from row to row in registers (kernels/_lanes.py), so that every row is read and written
+once per slide.
 
 Cached ``@njit`` kernels (options from kernels/_config.py) on caller-allocated state
 (:func:`new_state` allocates it).
@@ -258,8 +257,8 @@ def _percussive(ring, perc, first, count, ext, win, med):
 
     The frames go into the columns of ``ext`` and their medians come back out of ``med``'s
     in tiles of ``TILE`` bins, so that the rows each tile touches stay in the L1 cache (one
-    frame at a time down all its bins, the transposition spent most of this function's time
-    on cache misses)."""
+    frame at a time down all its bins, every value of a column lands on a cache line of its
+    own)."""
     n_ring = ring.shape[0]
     n_bins = ring.shape[1]
     width = win.shape[0]

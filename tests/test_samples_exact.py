@@ -14,26 +14,9 @@ from numba import njit
 
 from kernels import _samples as S
 from kernels import design as D
-from kernels._config import ERROR_MODEL, INLINE, REASSOC
+from kernels._config import ERROR_MODEL, REASSOC
 
 # --- the reference: kernels/_samples.py before the fusion ---------------------------------------
-
-
-@njit(inline=INLINE)
-def _ref_add_segment(fs, is_, sumsq, peak, sec_mono, sll, srr, slr, sl, sr_, differ, nonfinite):
-    fs[S.F_SUMSQ] += sumsq
-    fs[S.F_SEC_ALL] += sumsq
-    fs[S.F_PEAK] = max(fs[S.F_PEAK], peak)
-    fs[S.F_SEC_PEAK] = max(fs[S.F_SEC_PEAK], peak)
-    fs[S.F_SEC_MONO] += sec_mono
-    fs[S.F_LL] += sll
-    fs[S.F_RR] += srr
-    fs[S.F_LR] += slr
-    fs[S.F_L] += sl
-    fs[S.F_R] += sr_
-    if differ:
-        is_[S.I_DIFFER] = 1
-    is_[S.I_NONFINITE] += nonfinite
 
 
 @njit(fastmath=REASSOC, error_model=ERROR_MODEL)
@@ -69,8 +52,9 @@ def _ref_segment_stats_stereo(x, a, b, mono_out, fs, is_):
         slr += dl * dr
         sl += dl
         sr_ += dr
-    _ref_add_segment(fs, is_, sumsq, np.float64(peak), sec_mono, sll, srr, slr, sl, sr_, differ,
-                     nonfinite)
+    # _add_segment itself: the change left it as it was
+    S._add_segment(fs, is_, sumsq, np.float64(peak), sec_mono, sll, srr, slr, sl, sr_, differ,
+                   nonfinite)
 
 
 @njit

@@ -182,7 +182,8 @@ def _numba_without_extras() -> Iterator[None]:
     while it loads: about 0.12 s of every engine-run's start-up (bench/startup.py), for
     libraries this command never uses. No kernel calls numba's linear algebra or a cffi
     function, and the kernels compile and run the same without them (tests/test_engine.py).
-    They are importable again as soon as the kernels are loaded.
+    They are importable again as soon as the kernels are loaded; numba itself stays without
+    them in this process (no ``np.dot`` in code jitted later), which engine-run never needs.
     """
     names = [n for n in NUMBA_EXTRAS_UNUSED if n not in sys.modules]
     if "numba" in sys.modules or not names:
